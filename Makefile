@@ -1,0 +1,53 @@
+# prism: two commands matter — `make demo` and `make test` (see README.md).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all bootstrap configure build demo test unit-asan fuzz interop-deps bench format clean
+
+all: build
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
+
+configure: bootstrap $(BUILD)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The main job on the embedded default.
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+interop-deps:
+	@if [ -x tools/interop/install.sh ]; then bash tools/interop/install.sh; fi
+
+# Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+unit-asan: bootstrap
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPRISM_SANITIZE=ON -DPRISM_UNIT_ONLY=ON
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ASAN_BUILD) -L unit --output-on-failure -j$(JOBS)
+
+# Short bounded fuzz runs of the header parsers (clang + libFuzzer).
+fuzz: bootstrap
+	@if [ -x scripts/fuzz.sh ]; then bash scripts/fuzz.sh; else echo "fuzz: no targets yet"; fi
+
+# Every test: sanitizer unit tests, fuzzing, then the full suite (last, so
+# its summary closes the output).
+test: build interop-deps unit-asan fuzz
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 600
+
+bench: build
+	@bash scripts/bench.sh $(BUILD)
+
+format:
+	@find . -path ./build -prune -o -path './build-*' -prune -o -path '*/node_modules' -prune -o \
+	  \( -name '*.cc' -o -name '*.h' \) -print | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,123 @@
+// Tracing SDK hot paths. Compare with opentelemetry-cpp's figures quoted in
+// docs/benchmarks.md (same operations, same kind of machine).
+
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <string>
+
+#include "prism/tracing/carriers.h"
+#include "prism/tracing/propagation.h"
+#include "prism/tracing/tracer.h"
+
+namespace pt = prism::tracing;
+
+namespace {
+
+std::unique_ptr<pt::TracerProvider> MakeProvider(std::unique_ptr<pt::Sampler> sampler,
+                                                 bool disabled = false) {
+  pt::TracerProviderOptions o;
+  o.resource = pt::Resource(pt::Attributes{{"service.name", std::string("bench")}});
+  o.sampler = std::move(sampler);
+  o.disabled = disabled;
+  o.processors.push_back(
+      std::make_unique<pt::SimpleSpanProcessor>(std::make_unique<pt::NoopSpanExporter>()));
+  return std::make_unique<pt::TracerProvider>(std::move(o));
+}
+
+void BM_SpanStartEnd_AlwaysOn(benchmark::State& state) {
+  auto provider = MakeProvider(pt::MakeAlwaysOnSampler());
+  pt::Tracer tracer = provider->GetTracer("bench");
+  for (auto _ : state) {
+    pt::Span span = tracer.StartSpan("operation");
+    span.End();
+  }
+}
+BENCHMARK(BM_SpanStartEnd_AlwaysOn);
+
+void BM_SpanStartEnd_AlwaysOff(benchmark::State& state) {
+  auto provider = MakeProvider(pt::MakeAlwaysOffSampler());
+  pt::Tracer tracer = provider->GetTracer("bench");
+  for (auto _ : state) {
+    pt::Span span = tracer.StartSpan("operation");
+    span.End();
+  }
+}
+BENCHMARK(BM_SpanStartEnd_AlwaysOff);
+
+void BM_SpanStartEnd_ParentBasedRatio001Root(benchmark::State& state) {
+  auto provider = MakeProvider(pt::MakeParentBasedSampler(pt::MakeTraceIdRatioSampler(0.01)));
+  pt::Tracer tracer = provider->GetTracer("bench");
+  for (auto _ : state) {
+    pt::Span span = tracer.StartSpan("operation");
+    span.End();
+  }
+}
+BENCHMARK(BM_SpanStartEnd_ParentBasedRatio001Root);
+
+void BM_SpanStartEnd_SdkDisabled(benchmark::State& state) {
+  auto provider = MakeProvider(nullptr, /*disabled=*/true);
+  pt::Tracer tracer = provider->GetTracer("bench");
+  for (auto _ : state) {
+    pt::Span span = tracer.StartSpan("operation");
+    span.End();
+  }
+}
+BENCHMARK(BM_SpanStartEnd_SdkDisabled);
+
+void BM_Span5StringAttributesAnd1Event(benchmark::State& state) {
+  auto provider = MakeProvider(pt::MakeAlwaysOnSampler());
+  pt::Tracer tracer = provider->GetTracer("bench");
+  for (auto _ : state) {
+    pt::Span span = tracer.StartSpan("operation");
+    span.SetAttribute("attr.one", "value-one");
+    span.SetAttribute("attr.two", "value-two");
+    span.SetAttribute("attr.three", "value-three");
+    span.SetAttribute("attr.four", "value-four");
+    span.SetAttribute("attr.five", "value-five");
+    span.AddEvent("event");
+    span.End();
+  }
+}
+BENCHMARK(BM_Span5StringAttributesAnd1Event);
+
+void BM_ExtractTraceparentAndTracestate(benchmark::State& state) {
+  auto propagator = pt::MakeW3CTraceContextPropagator();
+  std::map<std::string, std::string> headers{
+      {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+      {"tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"}};
+  pt::MapCarrier carrier(headers);
+  for (auto _ : state) {
+    pt::Context ctx = propagator->Extract(carrier, pt::Context());
+    benchmark::DoNotOptimize(ctx);
+  }
+}
+BENCHMARK(BM_ExtractTraceparentAndTracestate);
+
+void BM_ExtractTraceparentOnly(benchmark::State& state) {
+  auto propagator = pt::MakeW3CTraceContextPropagator();
+  std::map<std::string, std::string> headers{
+      {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}};
+  pt::MapCarrier carrier(headers);
+  for (auto _ : state) {
+    pt::Context ctx = propagator->Extract(carrier, pt::Context());
+    benchmark::DoNotOptimize(ctx);
+  }
+}
+BENCHMARK(BM_ExtractTraceparentOnly);
+
+void BM_Inject(benchmark::State& state) {
+  auto propagator = pt::MakeW3CTraceContextPropagator();
+  pt::Context ctx(pt::SpanContext(pt::GenerateTraceId(), pt::GenerateSpanId(), 3, false));
+  std::map<std::string, std::string> headers;
+  pt::MapCarrier carrier(headers);
+  for (auto _ : state) {
+    propagator->Inject(ctx, carrier);
+    benchmark::DoNotOptimize(headers);
+  }
+}
+BENCHMARK(BM_Inject);
+
+}  // namespace
+
+BENCHMARK_MAIN();

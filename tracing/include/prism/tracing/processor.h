@@ -1,0 +1,75 @@
+#pragma once
+// Span processors (hooks at span start and end) and exporters (where ended
+// sampled spans go).
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "prism/tracing/span_data.h"
+
+namespace prism::tracing {
+
+using Timeout = std::chrono::microseconds;
+
+enum class ExportResult { kSuccess, kFailure };
+
+// Receives batches of ended, sampled spans. Export is called by one thread
+// at a time; it must not keep pointers to the spans after it returns.
+class SpanExporter {
+ public:
+  virtual ~SpanExporter() = default;
+  virtual ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) = 0;
+  virtual bool ForceFlush(Timeout /*timeout*/) { return true; }
+  virtual bool Shutdown(Timeout timeout) = 0;
+};
+
+class SpanProcessor {
+ public:
+  virtual ~SpanProcessor() = default;
+  virtual void OnStart(SpanData& /*span*/, const SpanContext& /*parent*/) {}
+  // Called for every recording span when it ends; owns the span from here.
+  virtual void OnEnd(std::unique_ptr<SpanData> span) = 0;
+  virtual bool ForceFlush(Timeout timeout) = 0;
+  virtual bool Shutdown(Timeout timeout) = 0;
+};
+
+// Exports each sampled span synchronously as it ends (tests, debugging).
+class SimpleSpanProcessor : public SpanProcessor {
+ public:
+  explicit SimpleSpanProcessor(std::unique_ptr<SpanExporter> exporter);
+  void OnEnd(std::unique_ptr<SpanData> span) override;
+  bool ForceFlush(Timeout timeout) override;
+  bool Shutdown(Timeout timeout) override;
+
+ private:
+  std::mutex mutex_;  // the spec requires Export calls to be serialized
+  std::unique_ptr<SpanExporter> exporter_;
+  bool shut_down_ = false;
+};
+
+// Fans out to several processors in order.
+class MultiSpanProcessor : public SpanProcessor {
+ public:
+  explicit MultiSpanProcessor(std::vector<std::unique_ptr<SpanProcessor>> processors);
+  void OnStart(SpanData& span, const SpanContext& parent) override;
+  void OnEnd(std::unique_ptr<SpanData> span) override;
+  bool ForceFlush(Timeout timeout) override;
+  bool Shutdown(Timeout timeout) override;
+
+ private:
+  std::vector<std::unique_ptr<SpanProcessor>> processors_;
+};
+
+// Discards everything (for benchmarks and disabled pipelines).
+class NoopSpanExporter : public SpanExporter {
+ public:
+  ExportResult Export(std::span<const std::unique_ptr<SpanData>>) override {
+    return ExportResult::kSuccess;
+  }
+  bool Shutdown(Timeout) override { return true; }
+};
+
+}  // namespace prism::tracing

@@ -1,0 +1,66 @@
+#pragma once
+// Span: a move-only handle to one operation being timed. A recording span
+// owns its SpanData until End() hands it to the processors; a non-recording
+// span only carries a SpanContext, so propagation still works.
+
+#include <exception>
+#include <memory>
+#include <string_view>
+#include <utility>
+
+#include "prism/tracing/span_data.h"
+
+namespace prism::tracing {
+
+class Span {
+ public:
+  Span() = default;
+  // A non-recording span around an existing context.
+  explicit Span(SpanContext context) : context_(std::move(context)) {}
+  Span(Span&& other) noexcept;
+  Span& operator=(Span&& other) noexcept;
+  Span(const Span&) = delete;
+  Span& operator=(const Span&) = delete;
+  // Ends the span if End() was not called.
+  ~Span() { End(); }
+
+  const SpanContext& context() const { return data_ ? data_->context : context_; }
+  bool IsRecording() const { return data_ != nullptr; }
+
+  void SetAttribute(std::string_view key, AttributeValue value);
+  template <typename T>
+  void SetAttribute(std::string_view key, T&& value) {
+    if (data_) SetAttribute(key, Value(std::forward<T>(value)));
+  }
+  void AddEvent(std::string_view name, Attributes attributes = {});
+  void AddEvent(std::string_view name, uint64_t time_unix_nano, Attributes attributes);
+  void AddLink(const SpanContext& context, Attributes attributes = {});
+  // Follows the OTel rules: Ok is final, Unset is ignored, a description is
+  // kept only with Error.
+  void SetStatus(StatusCode code, std::string_view description = {});
+  void UpdateName(std::string_view name);
+  // Adds an "exception" event with exception.type/message/stacktrace.
+  // It does not change the status; callers decide that.
+  void RecordException(std::string_view type, std::string_view message,
+                       std::string_view stacktrace = {});
+  void RecordException(const std::exception& e);
+
+  // Ends the span now (or at `end_unix_nano`); later calls do nothing.
+  void End();
+  void End(uint64_t end_unix_nano);
+
+  // Read access for tests and processors while the span is live.
+  const SpanData* data() const { return data_.get(); }
+
+ private:
+  friend class Tracer;
+  Span(std::unique_ptr<SpanData> data, int64_t start_steady_ns)
+      : data_(std::move(data)), start_steady_ns_(start_steady_ns) {}
+  void Finish(uint64_t end_unix_nano);
+
+  std::unique_ptr<SpanData> data_;
+  int64_t start_steady_ns_ = 0;
+  SpanContext context_;  // used only when not recording
+};
+
+}  // namespace prism::tracing

@@ -1,0 +1,71 @@
+#pragma once
+// SpanData: everything recorded about one span, handed to processors and
+// exporters when the span ends.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prism/tracing/attributes.h"
+#include "prism/tracing/resource.h"
+#include "prism/tracing/span_context.h"
+
+namespace prism::tracing {
+
+// Values match the OTLP enum numbers.
+enum class SpanKind : uint8_t {
+  kInternal = 1,
+  kServer = 2,
+  kClient = 3,
+  kProducer = 4,
+  kConsumer = 5,
+};
+
+enum class StatusCode : uint8_t { kUnset = 0, kOk = 1, kError = 2 };
+
+std::string_view ToString(SpanKind kind);
+
+struct Event {
+  std::string name;
+  uint64_t time_unix_nano = 0;
+  Attributes attributes;
+  uint32_t dropped_attributes_count = 0;
+};
+
+struct Link {
+  SpanContext context;
+  Attributes attributes;
+  uint32_t dropped_attributes_count = 0;
+};
+
+namespace internal {
+struct TracerShared;
+}
+
+struct SpanData {
+  SpanContext context;
+  SpanId parent_span_id;  // invalid for a root span
+  bool parent_is_remote = false;
+  std::string name;
+  SpanKind kind = SpanKind::kInternal;
+  uint64_t start_unix_nano = 0;
+  uint64_t end_unix_nano = 0;
+  Attributes attributes;
+  uint32_t dropped_attributes_count = 0;
+  std::vector<Event> events;
+  uint32_t dropped_events_count = 0;
+  std::vector<Link> links;
+  uint32_t dropped_links_count = 0;
+  StatusCode status = StatusCode::kUnset;
+  std::string status_message;
+
+  // The tracer that made the span: its scope, and the provider's resource.
+  std::shared_ptr<const internal::TracerShared> tracer;
+  const Resource& resource() const;
+  const InstrumentationScope& scope() const;
+
+  const AttributeValue* FindAttribute(std::string_view key) const;
+};
+
+}  // namespace prism::tracing

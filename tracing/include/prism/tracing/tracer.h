@@ -1,0 +1,82 @@
+#pragma once
+// Tracer (starts spans for one instrumentation scope) and TracerProvider
+// (owns the pipeline: resource, sampler, limits, processors).
+
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "prism/tracing/limits.h"
+#include "prism/tracing/processor.h"
+#include "prism/tracing/resource.h"
+#include "prism/tracing/sampler.h"
+#include "prism/tracing/span.h"
+
+namespace prism::tracing {
+
+struct StartSpanOptions {
+  SpanKind kind = SpanKind::kInternal;
+  // Explicit parent for asynchronous code. When absent, the thread's current
+  // span context is the parent (unless `root`).
+  std::optional<SpanContext> parent;
+  bool root = false;
+  Attributes attributes;
+  std::vector<Link> links;
+  uint64_t start_unix_nano = 0;  // 0 = now
+};
+
+namespace internal {
+struct ProviderShared;
+}
+
+class Tracer {
+ public:
+  // A tracer that never records (what a disabled SDK hands out).
+  Tracer() = default;
+
+  Span StartSpan(std::string_view name, StartSpanOptions options = {}) const;
+  // Shorthand for StartSpan with only a kind.
+  Span StartSpan(std::string_view name, SpanKind kind) const;
+
+  bool enabled() const { return shared_ != nullptr; }
+
+ private:
+  friend class TracerProvider;
+  explicit Tracer(std::shared_ptr<const internal::TracerShared> shared)
+      : shared_(std::move(shared)) {}
+  std::shared_ptr<const internal::TracerShared> shared_;
+};
+
+struct TracerProviderOptions {
+  Resource resource = Resource::FromEnvironment();
+  std::unique_ptr<Sampler> sampler;  // null: parentbased_always_on
+  SpanLimits limits;
+  std::vector<std::unique_ptr<SpanProcessor>> processors;
+  // True makes every tracer a no-op (OTEL_SDK_DISABLED=true).
+  bool disabled = false;
+};
+
+class TracerProvider {
+ public:
+  explicit TracerProvider(TracerProviderOptions options);
+  // Shuts down (flushing with a 5 s deadline) if Shutdown was not called.
+  ~TracerProvider();
+  TracerProvider(const TracerProvider&) = delete;
+  TracerProvider& operator=(const TracerProvider&) = delete;
+
+  Tracer GetTracer(std::string_view name, std::string_view version = {},
+                   std::string_view schema_url = {}) const;
+  bool ForceFlush(Timeout timeout = std::chrono::seconds(5));
+  bool Shutdown(Timeout timeout = std::chrono::seconds(5));
+  bool disabled() const { return shared_ == nullptr; }
+  const Resource* resource() const;
+
+ private:
+  std::shared_ptr<internal::ProviderShared> shared_;
+};
+
+// True when OTEL_SDK_DISABLED is "true" (case-insensitive).
+bool SdkDisabledByEnvironment();
+
+}  // namespace prism::tracing

@@ -1,0 +1,73 @@
+#include "prism/tracing/env.h"
+
+#include <cstdlib>
+
+#include "prism/tracing/diagnostics.h"
+
+namespace prism::tracing::env {
+
+std::string Trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::optional<std::string> Get(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  return std::string(v);
+}
+
+std::optional<std::string> GetEnum(const char* name) {
+  auto v = Get(name);
+  if (!v) return std::nullopt;
+  std::string t = ToLower(Trim(*v));
+  if (t.empty()) return std::nullopt;
+  return t;
+}
+
+std::optional<bool> GetBool(const char* name) {
+  auto v = GetEnum(name);
+  if (!v) return std::nullopt;
+  if (*v == "true") return true;
+  if (*v == "false") return false;
+  internal::Log(internal::LogLevel::kWarn,
+                std::string(name) + "=" + *v + " is not true or false; ignored");
+  return std::nullopt;
+}
+
+std::optional<long long> GetInt(const char* name) {
+  auto v = Get(name);
+  if (!v) return std::nullopt;
+  std::string t = Trim(*v);
+  char* end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(t.c_str(), &end, 10);
+  if (t.empty() || *end != '\0' || errno != 0) {
+    internal::Log(internal::LogLevel::kWarn,
+                  std::string(name) + "=" + *v + " is not an integer; ignored");
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::optional<std::chrono::milliseconds> GetMillis(const char* name) {
+  auto n = GetInt(name);
+  if (!n) return std::nullopt;
+  if (*n < 0) {
+    internal::Log(internal::LogLevel::kWarn, std::string(name) + " is negative; ignored");
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(*n);
+}
+
+}  // namespace prism::tracing::env

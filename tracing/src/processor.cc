@@ -1,0 +1,65 @@
+#include "prism/tracing/processor.h"
+
+#include "prism/tracing/diagnostics.h"
+
+namespace prism::tracing {
+
+SimpleSpanProcessor::SimpleSpanProcessor(std::unique_ptr<SpanExporter> exporter)
+    : exporter_(std::move(exporter)) {}
+
+void SimpleSpanProcessor::OnEnd(std::unique_ptr<SpanData> span) {
+  if (!span->context.IsSampled()) return;
+  auto& counters = internal::GlobalCounters();
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (shut_down_) {
+    counters.spans_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (exporter_->Export(std::span<const std::unique_ptr<SpanData>>(&span, 1)) ==
+      ExportResult::kSuccess) {
+    counters.spans_exported.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    counters.spans_failed.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool SimpleSpanProcessor::ForceFlush(Timeout timeout) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return shut_down_ || exporter_->ForceFlush(timeout);
+}
+
+bool SimpleSpanProcessor::Shutdown(Timeout timeout) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (shut_down_) return true;
+  shut_down_ = true;
+  return exporter_->Shutdown(timeout);
+}
+
+MultiSpanProcessor::MultiSpanProcessor(std::vector<std::unique_ptr<SpanProcessor>> processors)
+    : processors_(std::move(processors)) {}
+
+void MultiSpanProcessor::OnStart(SpanData& span, const SpanContext& parent) {
+  for (auto& p : processors_) p->OnStart(span, parent);
+}
+
+void MultiSpanProcessor::OnEnd(std::unique_ptr<SpanData> span) {
+  // Every processor but the last gets a copy; the last gets the original.
+  for (size_t i = 0; i + 1 < processors_.size(); ++i) {
+    processors_[i]->OnEnd(std::make_unique<SpanData>(*span));
+  }
+  if (!processors_.empty()) processors_.back()->OnEnd(std::move(span));
+}
+
+bool MultiSpanProcessor::ForceFlush(Timeout timeout) {
+  bool ok = true;
+  for (auto& p : processors_) ok = p->ForceFlush(timeout) && ok;
+  return ok;
+}
+
+bool MultiSpanProcessor::Shutdown(Timeout timeout) {
+  bool ok = true;
+  for (auto& p : processors_) ok = p->Shutdown(timeout) && ok;
+  return ok;
+}
+
+}  // namespace prism::tracing

@@ -1,0 +1,42 @@
+#pragma once
+// State shared by a TracerProvider, its Tracers and their spans. A span's
+// data keeps its tracer (and so the pipeline) alive until it is exported;
+// TracerProvider::Shutdown empties the pipeline, which breaks that cycle.
+
+#include <atomic>
+#include <ctime>
+#include <memory>
+
+#include "prism/tracing/limits.h"
+#include "prism/tracing/processor.h"
+#include "prism/tracing/resource.h"
+#include "prism/tracing/sampler.h"
+
+namespace prism::tracing::internal {
+
+struct ProviderShared {
+  Resource resource;
+  std::unique_ptr<Sampler> sampler;
+  SpanLimits limits;
+  std::unique_ptr<SpanProcessor> processor;
+  std::atomic<bool> shut_down{false};
+};
+
+struct TracerShared {
+  InstrumentationScope scope;
+  std::shared_ptr<ProviderShared> provider;
+};
+
+inline uint64_t WallNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+inline int64_t SteadyNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000ll + ts.tv_nsec;
+}
+
+}  // namespace prism::tracing::internal

@@ -1,0 +1,173 @@
+#include "prism/tracing/span.h"
+
+#include <cxxabi.h>
+
+#include <typeinfo>
+
+#include "prism/tracing/diagnostics.h"
+#include "shared.h"
+
+namespace prism::tracing {
+namespace {
+
+void Truncate(AttributeValue& value, uint32_t max_length) {
+  if (max_length == std::numeric_limits<uint32_t>::max()) return;
+  if (auto* s = std::get_if<std::string>(&value)) {
+    if (s->size() > max_length) s->resize(max_length);
+  } else if (auto* v = std::get_if<std::vector<std::string>>(&value)) {
+    for (auto& e : *v) {
+      if (e.size() > max_length) e.resize(max_length);
+    }
+  }
+}
+
+}  // namespace
+
+namespace internal {
+// Adds or replaces `key`, honouring the count and length limits.
+void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
+                  std::string_view key, AttributeValue value) {
+  if (key.empty()) return;  // the spec forbids empty keys
+  Truncate(value, max_length);
+  for (auto& kv : attrs) {
+    if (kv.key == key) {
+      kv.value = std::move(value);
+      return;
+    }
+  }
+  if (attrs.size() >= max_count) {
+    ++dropped;
+    return;
+  }
+  attrs.push_back(KeyValue{std::string(key), std::move(value)});
+}
+}  // namespace internal
+
+Span::Span(Span&& other) noexcept
+    : data_(std::move(other.data_)),
+      start_steady_ns_(other.start_steady_ns_),
+      context_(std::move(other.context_)) {}
+
+Span& Span::operator=(Span&& other) noexcept {
+  if (this != &other) {
+    End();
+    data_ = std::move(other.data_);
+    start_steady_ns_ = other.start_steady_ns_;
+    context_ = std::move(other.context_);
+  }
+  return *this;
+}
+
+void Span::SetAttribute(std::string_view key, AttributeValue value) {
+  if (!data_) return;
+  const SpanLimits& l = data_->tracer->provider->limits;
+  internal::PutAttribute(data_->attributes, data_->dropped_attributes_count, l.attribute_count,
+                         l.attribute_value_length, key, std::move(value));
+}
+
+void Span::AddEvent(std::string_view name, Attributes attributes) {
+  if (!data_) return;
+  AddEvent(name, internal::WallNanos(), std::move(attributes));
+}
+
+void Span::AddEvent(std::string_view name, uint64_t time_unix_nano, Attributes attributes) {
+  if (!data_) return;
+  const SpanLimits& l = data_->tracer->provider->limits;
+  if (data_->events.size() >= l.event_count) {
+    ++data_->dropped_events_count;
+    return;
+  }
+  Event e;
+  e.name = std::string(name);
+  e.time_unix_nano = time_unix_nano;
+  if (attributes.size() <= l.event_attribute_count &&
+      l.attribute_value_length == std::numeric_limits<uint32_t>::max()) {
+    e.attributes = std::move(attributes);
+  } else {
+    for (auto& kv : attributes) {
+      internal::PutAttribute(e.attributes, e.dropped_attributes_count, l.event_attribute_count,
+                             l.attribute_value_length, kv.key, std::move(kv.value));
+    }
+  }
+  data_->events.push_back(std::move(e));
+}
+
+void Span::AddLink(const SpanContext& context, Attributes attributes) {
+  if (!data_ || !context.IsValid()) return;
+  const SpanLimits& l = data_->tracer->provider->limits;
+  if (data_->links.size() >= l.link_count) {
+    ++data_->dropped_links_count;
+    return;
+  }
+  Link link;
+  link.context = context;
+  for (auto& kv : attributes) {
+    internal::PutAttribute(link.attributes, link.dropped_attributes_count, l.link_attribute_count,
+                           l.attribute_value_length, kv.key, std::move(kv.value));
+  }
+  data_->links.push_back(std::move(link));
+}
+
+void Span::SetStatus(StatusCode code, std::string_view description) {
+  if (!data_ || code == StatusCode::kUnset) return;
+  if (data_->status == StatusCode::kOk) return;  // Ok is final
+  data_->status = code;
+  if (code == StatusCode::kError) {
+    data_->status_message = std::string(description);
+  } else {
+    data_->status_message.clear();
+  }
+}
+
+void Span::UpdateName(std::string_view name) {
+  if (data_) data_->name = std::string(name);
+}
+
+void Span::RecordException(std::string_view type, std::string_view message,
+                           std::string_view stacktrace) {
+  if (!data_) return;
+  Attributes attrs;
+  attrs.reserve(3);
+  attrs.push_back({"exception.type", std::string(type)});
+  attrs.push_back({"exception.message", std::string(message)});
+  if (!stacktrace.empty()) attrs.push_back({"exception.stacktrace", std::string(stacktrace)});
+  AddEvent("exception", std::move(attrs));
+}
+
+void Span::RecordException(const std::exception& e) {
+  if (!data_) return;
+  const char* mangled = typeid(e).name();
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string type = (status == 0 && demangled) ? demangled : mangled;
+  std::free(demangled);
+  RecordException(type, e.what());
+}
+
+void Span::End() {
+  if (!data_) return;
+  int64_t elapsed = internal::SteadyNanos() - start_steady_ns_;
+  Finish(data_->start_unix_nano + static_cast<uint64_t>(elapsed < 0 ? 0 : elapsed));
+}
+
+void Span::End(uint64_t end_unix_nano) {
+  if (!data_) return;
+  Finish(end_unix_nano);
+}
+
+void Span::Finish(uint64_t end_unix_nano) {
+  data_->end_unix_nano = end_unix_nano;
+  // Keep the context for callers that still read it after End().
+  context_ = data_->context;
+  internal::GlobalCounters().spans_ended.fetch_add(1, std::memory_order_relaxed);
+  // Holds the pipeline alive across OnEnd even if this span was its last user.
+  std::shared_ptr<const internal::TracerShared> keep = data_->tracer;
+  SpanProcessor* processor = keep->provider->processor.get();
+  if (processor) {
+    processor->OnEnd(std::move(data_));
+  } else {
+    data_.reset();
+  }
+}
+
+}  // namespace prism::tracing

@@ -1,0 +1,40 @@
+#include "prism/tracing/span_data.h"
+
+#include "shared.h"
+
+namespace prism::tracing {
+
+std::string_view ToString(SpanKind kind) {
+  switch (kind) {
+    case SpanKind::kInternal:
+      return "INTERNAL";
+    case SpanKind::kServer:
+      return "SERVER";
+    case SpanKind::kClient:
+      return "CLIENT";
+    case SpanKind::kProducer:
+      return "PRODUCER";
+    case SpanKind::kConsumer:
+      return "CONSUMER";
+  }
+  return "INTERNAL";
+}
+
+const Resource& SpanData::resource() const {
+  static const Resource* empty = new Resource();
+  return tracer ? tracer->provider->resource : *empty;
+}
+
+const InstrumentationScope& SpanData::scope() const {
+  static const InstrumentationScope* empty = new InstrumentationScope();
+  return tracer ? tracer->scope : *empty;
+}
+
+const AttributeValue* SpanData::FindAttribute(std::string_view key) const {
+  for (const auto& kv : attributes) {
+    if (kv.key == key) return &kv.value;
+  }
+  return nullptr;
+}
+
+}  // namespace prism::tracing

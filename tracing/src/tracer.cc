@@ -1,0 +1,137 @@
+#include "prism/tracing/tracer.h"
+
+#include "prism/tracing/context.h"
+#include "prism/tracing/diagnostics.h"
+#include "prism/tracing/env.h"
+#include "shared.h"
+
+namespace prism::tracing {
+
+namespace internal {
+void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
+                  std::string_view key, AttributeValue value);
+}
+
+Span Tracer::StartSpan(std::string_view name, SpanKind kind) const {
+  StartSpanOptions options;
+  options.kind = kind;
+  return StartSpan(name, std::move(options));
+}
+
+Span Tracer::StartSpan(std::string_view name, StartSpanOptions options) const {
+  const SpanContext& parent = options.root     ? SpanContext::Invalid()
+                              : options.parent ? *options.parent
+                                               : CurrentSpanContext();
+  if (!shared_) {
+    // A disabled SDK still propagates: the parent's context passes through.
+    return Span(parent);
+  }
+  const internal::ProviderShared& provider = *shared_->provider;
+  const bool has_parent = parent.IsValid();
+  const TraceId trace_id = has_parent ? parent.trace_id() : GenerateTraceId();
+
+  SamplingResult result = provider.sampler->ShouldSample(
+      SamplingParameters{parent, trace_id, name, options.kind, options.attributes, options.links});
+
+  // Roots get the W3C Level 2 random flag (our ids are random); children
+  // keep whatever their parent had, as the spec requires.
+  uint8_t flags = has_parent ? (parent.flags() & trace_flags::kRandom) : trace_flags::kRandom;
+  if (result.decision == SamplingDecision::kRecordAndSample) flags |= trace_flags::kSampled;
+  TraceState state = result.trace_state ? std::move(*result.trace_state)
+                     : has_parent       ? parent.trace_state()
+                                        : TraceState();
+  SpanContext context(trace_id, GenerateSpanId(), flags, false, std::move(state));
+
+  if (result.decision == SamplingDecision::kDrop ||
+      provider.shut_down.load(std::memory_order_relaxed)) {
+    return Span(std::move(context));
+  }
+
+  auto data = std::make_unique<SpanData>();
+  data->context = std::move(context);
+  if (has_parent) {
+    data->parent_span_id = parent.span_id();
+    data->parent_is_remote = parent.IsRemote();
+  }
+  data->name = std::string(name);
+  data->kind = options.kind;
+  int64_t steady = internal::SteadyNanos();
+  data->start_unix_nano = options.start_unix_nano ? options.start_unix_nano : internal::WallNanos();
+  const SpanLimits& limits = provider.limits;
+  if (options.attributes.size() + result.attributes.size() <= limits.attribute_count &&
+      limits.attribute_value_length == std::numeric_limits<uint32_t>::max() &&
+      result.attributes.empty()) {
+    data->attributes = std::move(options.attributes);  // common case: nothing to check
+  } else {
+    for (auto& kv : options.attributes) {
+      internal::PutAttribute(data->attributes, data->dropped_attributes_count,
+                             limits.attribute_count, limits.attribute_value_length, kv.key,
+                             std::move(kv.value));
+    }
+    for (auto& kv : result.attributes) {
+      internal::PutAttribute(data->attributes, data->dropped_attributes_count,
+                             limits.attribute_count, limits.attribute_value_length, kv.key,
+                             std::move(kv.value));
+    }
+  }
+  data->tracer = shared_;
+  Span span(std::move(data), steady);
+  for (auto& link : options.links) span.AddLink(link.context, std::move(link.attributes));
+
+  internal::GlobalCounters().spans_started.fetch_add(1, std::memory_order_relaxed);
+  if (provider.processor) provider.processor->OnStart(*span.data_, parent);
+  return span;
+}
+
+TracerProvider::TracerProvider(TracerProviderOptions options) {
+  if (options.disabled) return;
+  shared_ = std::make_shared<internal::ProviderShared>();
+  shared_->resource = std::move(options.resource);
+  shared_->sampler = options.sampler ? std::move(options.sampler)
+                                     : MakeParentBasedSampler(MakeAlwaysOnSampler());
+  shared_->limits = options.limits;
+  if (options.processors.size() == 1) {
+    shared_->processor = std::move(options.processors.front());
+  } else if (!options.processors.empty()) {
+    shared_->processor = std::make_unique<MultiSpanProcessor>(std::move(options.processors));
+  }
+}
+
+TracerProvider::~TracerProvider() { Shutdown(std::chrono::seconds(5)); }
+
+Tracer TracerProvider::GetTracer(std::string_view name, std::string_view version,
+                                 std::string_view schema_url) const {
+  if (!shared_) return Tracer();
+  auto t = std::make_shared<internal::TracerShared>();
+  t->scope.name = std::string(name);
+  t->scope.version = std::string(version);
+  t->scope.schema_url = std::string(schema_url);
+  t->provider = shared_;
+  return Tracer(std::move(t));
+}
+
+bool TracerProvider::ForceFlush(Timeout timeout) {
+  if (!shared_ || !shared_->processor) return true;
+  return shared_->processor->ForceFlush(timeout);
+}
+
+bool TracerProvider::Shutdown(Timeout timeout) {
+  if (!shared_) return true;
+  if (shared_->shut_down.exchange(true)) return true;
+  bool ok = shared_->processor ? shared_->processor->Shutdown(timeout) : true;
+  if (auto level = env::GetEnum("OTEL_LOG_LEVEL"); level && *level == "debug") {
+    internal::Log(internal::LogLevel::kDebug, "shutdown: " + Diagnostics().ToString());
+  }
+  return ok;
+}
+
+const Resource* TracerProvider::resource() const {
+  return shared_ ? &shared_->resource : nullptr;
+}
+
+bool SdkDisabledByEnvironment() {
+  auto v = env::GetEnum("OTEL_SDK_DISABLED");
+  return v && *v == "true";
+}
+
+}  // namespace prism::tracing
