@@ -23,8 +23,9 @@ build: configure
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
+# npm packages of the test peers written by others (OpenTelemetry JS).
 interop-deps:
-	@if [ -x tools/interop/install.sh ]; then bash tools/interop/install.sh; fi
+	@for f in tools/*/install.sh; do if [ -f "$$f" ]; then bash "$$f" || exit 1; fi; done
 
 # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 unit-asan: bootstrap
