@@ -35,9 +35,9 @@ class Tracer {
   // A tracer that never records (what a disabled SDK hands out).
   Tracer() = default;
 
-  Span StartSpan(std::string_view name, StartSpanOptions options = {}) const;
-  // Shorthand for StartSpan with only a kind.
-  Span StartSpan(std::string_view name, SpanKind kind) const;
+  Span StartSpan(std::string_view name, StartSpanOptions options) const;
+  // Shorthands: the thread's current span is the parent.
+  Span StartSpan(std::string_view name, SpanKind kind = SpanKind::kInternal) const;
 
   bool enabled() const { return shared_ != nullptr; }
 
