@@ -44,7 +44,10 @@ std::unique_ptr<TextMapPropagator> PropagatorFromEnvironment();
 namespace w3c {
 // Parses a traceparent header (W3C Trace Context Level 2 rules, including
 // future versions) and the tracestate that goes with it. The result is
-// marked remote. nullopt when traceparent is invalid.
+// marked remote. nullopt when traceparent is invalid. The tracestate is all
+// or nothing: one invalid member, a repeated key or more than 32 members
+// discards the whole header (TraceState::ParseStrict), as the W3C test
+// suite's strict level and the Go/Java/C++ OTel SDKs do.
 std::optional<SpanContext> ParseTraceparent(std::string_view traceparent,
                                             std::string_view tracestate = {});
 // "00-<trace id>-<span id>-<flags>": 55 characters.
