@@ -88,8 +88,7 @@ DiagnosticsSnapshot Diagnostics() {
 std::string DiagnosticsSnapshot::ToString() const {
   return "spans started=" + std::to_string(spans_started) +
          " ended=" + std::to_string(spans_ended) + " dropped=" + std::to_string(spans_dropped) +
-         " exported=" + std::to_string(spans_exported) +
-         " failed=" + std::to_string(spans_failed);
+         " exported=" + std::to_string(spans_exported) + " failed=" + std::to_string(spans_failed);
 }
 
 }  // namespace prism::tracing

@@ -14,13 +14,12 @@ std::shared_ptr<TracerProvider>& ProviderSlot() {
   return *slot;
 }
 std::shared_ptr<const TextMapPropagator>& PropagatorSlot() {
-  static auto* slot = new std::shared_ptr<const TextMapPropagator>(
-      MakeCompositePropagator([] {
-        std::vector<std::unique_ptr<TextMapPropagator>> v;
-        v.push_back(MakeW3CTraceContextPropagator());
-        v.push_back(MakeW3CBaggagePropagator());
-        return v;
-      }()));
+  static auto* slot = new std::shared_ptr<const TextMapPropagator>(MakeCompositePropagator([] {
+    std::vector<std::unique_ptr<TextMapPropagator>> v;
+    v.push_back(MakeW3CTraceContextPropagator());
+    v.push_back(MakeW3CBaggagePropagator());
+    return v;
+  }()));
   return *slot;
 }
 }  // namespace

@@ -199,8 +199,8 @@ double RatioFromEnvironment() {
   char* end = nullptr;
   double v = std::strtod(t.c_str(), &end);
   if (t.empty() || *end != '\0' || !(v >= 0.0 && v <= 1.0)) {
-    internal::Log(internal::LogLevel::kWarn, "OTEL_TRACES_SAMPLER_ARG=" + *arg +
-                                                 " is not a ratio in [0, 1]; using 1.0");
+    internal::Log(internal::LogLevel::kWarn,
+                  "OTEL_TRACES_SAMPLER_ARG=" + *arg + " is not a ratio in [0, 1]; using 1.0");
     return 1.0;
   }
   return v;
@@ -232,8 +232,8 @@ std::unique_ptr<Sampler> SamplerFromEnvironment() {
   if (*name == "parentbased_traceidratio") {
     return MakeParentBasedSampler(MakeTraceIdRatioSampler(RatioFromEnvironment()));
   }
-  internal::Log(internal::LogLevel::kWarn, "OTEL_TRACES_SAMPLER=" + *name +
-                                               " is not supported; using parentbased_always_on");
+  internal::Log(internal::LogLevel::kWarn,
+                "OTEL_TRACES_SAMPLER=" + *name + " is not supported; using parentbased_always_on");
   return MakeParentBasedSampler(MakeAlwaysOnSampler());
 }
 

@@ -15,9 +15,13 @@
 
 #include <algorithm>
 
+#include "text.h"
+
 namespace prism::tracing {
 
 namespace {
+using internal::IsOws;
+using internal::TrimOws;
 
 constexpr size_t kMaxKeySize = 256;
 constexpr size_t kMaxTenantSize = 241;
@@ -29,7 +33,6 @@ constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool IsKeyChar(char c) {
   return IsLcAlpha(c) || IsDigit(c) || c == '_' || c == '-' || c == '*' || c == '/';
 }
-constexpr bool IsOws(char c) { return c == ' ' || c == '\t'; }
 
 // One key part: a first character (lcalpha, or also DIGIT for a tenant id)
 // followed by key characters, at most `max` in all.
@@ -40,14 +43,6 @@ bool IsValidKeyPart(std::string_view s, size_t max, bool digit_first) {
     if (!IsKeyChar(s[i])) return false;
   }
   return true;
-}
-
-std::string_view TrimOws(std::string_view s) {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && IsOws(s[b])) ++b;
-  while (e > b && IsOws(s[e - 1])) --e;
-  return s.substr(b, e - b);
 }
 
 const std::vector<TraceState::Member>& EmptyMembers() {

@@ -88,8 +88,8 @@ TracerProvider::TracerProvider(TracerProviderOptions options) {
   if (options.disabled) return;
   shared_ = std::make_shared<internal::ProviderShared>();
   shared_->resource = std::move(options.resource);
-  shared_->sampler = options.sampler ? std::move(options.sampler)
-                                     : MakeParentBasedSampler(MakeAlwaysOnSampler());
+  shared_->sampler =
+      options.sampler ? std::move(options.sampler) : MakeParentBasedSampler(MakeAlwaysOnSampler());
   shared_->limits = options.limits;
   if (options.processors.size() == 1) {
     shared_->processor = std::move(options.processors.front());
@@ -126,9 +126,7 @@ bool TracerProvider::Shutdown(Timeout timeout) {
   return ok;
 }
 
-const Resource* TracerProvider::resource() const {
-  return shared_ ? &shared_->resource : nullptr;
-}
+const Resource* TracerProvider::resource() const { return shared_ ? &shared_->resource : nullptr; }
 
 bool SdkDisabledByEnvironment() {
   auto v = env::GetEnum("OTEL_SDK_DISABLED");
