@@ -1,6 +1,7 @@
 // W3C Baggage: parsing, formatting (with the spec's limits) and the propagator.
 
 #include <array>
+#include <unordered_map>
 #include <utility>
 
 #include "prism/tracing/propagation.h"

@@ -1,0 +1,105 @@
+#include "prism/tracing/exporters/setup.h"
+
+#include <algorithm>
+
+#include "prism/tracing/diagnostics.h"
+#include "prism/tracing/env.h"
+#include "prism/tracing/exporters/batch_span_processor.h"
+#include "prism/tracing/exporters/console_exporter.h"
+#include "prism/tracing/exporters/file_exporter.h"
+#include "prism/tracing/exporters/otlp_exporter.h"
+#include "prism/tracing/global.h"
+
+namespace prism::tracing {
+namespace {
+
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string item = env::ToLower(env::Trim(text.substr(start, comma - start)));
+    start = comma + 1;
+    if (!item.empty() && std::find(out.begin(), out.end(), item) == out.end()) {
+      out.push_back(std::move(item));
+    }
+  }
+  return out;
+}
+
+// Last in the pipeline: logs the self-diagnostics when the provider shuts down.
+class DiagnosticsAtShutdown : public SpanProcessor {
+ public:
+  void OnEnd(std::unique_ptr<SpanData>) override {}
+  bool ForceFlush(Timeout) override { return true; }
+  bool Shutdown(Timeout) override {
+    internal::Log(internal::LogLevel::kInfo, "tracing shut down: " + Diagnostics().ToString());
+    return true;
+  }
+};
+
+}  // namespace
+
+std::vector<std::string> TracesExportersFromEnvironment(const ExporterDefaults& defaults) {
+  if (auto v = env::Get("OTEL_TRACES_EXPORTER")) return SplitList(*v);
+  auto names = SplitList(defaults.traces_exporter);
+  if (defaults.add_otlp_when_endpoint_set &&
+      (env::Get("OTEL_EXPORTER_OTLP_ENDPOINT") || env::Get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) &&
+      std::find(names.begin(), names.end(), "otlp") == names.end()) {
+    names.push_back("otlp");
+  }
+  return names;
+}
+
+std::vector<std::unique_ptr<SpanProcessor>> ProcessorsFromEnvironment(
+    const ExporterDefaults& defaults) {
+  std::vector<std::unique_ptr<SpanProcessor>> processors;
+  auto names = TracesExportersFromEnvironment(defaults);
+  if (std::find(names.begin(), names.end(), "none") != names.end()) {
+    if (names.size() > 1) {
+      internal::Log(internal::LogLevel::kWarn,
+                    "OTEL_TRACES_EXPORTER lists 'none' with other exporters; exporting nothing");
+    }
+    return processors;
+  }
+  for (const auto& name : names) {
+    if (name == "otlp") {
+      processors.push_back(std::make_unique<BatchSpanProcessor>(
+          MakeOtlpExporter(OtlpExporterOptions::FromEnvironment()),
+          BatchSpanProcessorOptions::FromEnvironment()));
+    } else if (name == "file") {
+      FileExporterOptions fo;
+      if (!env::Get("PRISM_TRACE_FILE")) fo.path = defaults.trace_file;
+      processors.push_back(std::make_unique<BatchSpanProcessor>(
+          MakeFileExporter(fo), BatchSpanProcessorOptions::FromEnvironment()));
+    } else if (name == "console") {
+      processors.push_back(std::make_unique<SimpleSpanProcessor>(MakeConsoleExporter()));
+    } else {
+      internal::Log(internal::LogLevel::kWarn,
+                    "OTEL_TRACES_EXPORTER: unknown exporter '" + name + "' ignored");
+    }
+  }
+  return processors;
+}
+
+std::shared_ptr<TracerProvider> InitTracingFromEnvironment(std::string_view default_service_name,
+                                                           ExporterDefaults defaults) {
+  TracerProviderOptions options;
+  if (SdkDisabledByEnvironment()) {
+    options.disabled = true;
+  } else {
+    options.resource = Resource::FromEnvironment(default_service_name);
+    options.sampler = SamplerFromEnvironment();
+    options.limits = SpanLimits::FromEnvironment();
+    options.processors = ProcessorsFromEnvironment(defaults);
+    if (defaults.log_diagnostics_at_shutdown) {
+      options.processors.push_back(std::make_unique<DiagnosticsAtShutdown>());
+    }
+  }
+  auto provider = std::make_shared<TracerProvider>(std::move(options));
+  if (defaults.set_global) SetGlobalTracerProvider(provider);
+  return provider;
+}
+
+}  // namespace prism::tracing

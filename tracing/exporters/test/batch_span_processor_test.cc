@@ -1,0 +1,213 @@
+#include "prism/tracing/exporters/batch_span_processor.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exporters_test_util.h"
+#include "prism/tracing/diagnostics.h"
+
+namespace prism::tracing {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::CountingExporter;
+using testing::MakeSampledSpanData;
+
+std::unique_ptr<BatchSpanProcessor> MakeBsp(std::shared_ptr<CountingExporter::State> state,
+                                            BatchSpanProcessorOptions o) {
+  return std::make_unique<BatchSpanProcessor>(std::make_unique<CountingExporter>(state), o);
+}
+
+TEST(BatchSpanProcessorTest, ExportsFullBatchesNotTrickles) {
+  auto state = std::make_shared<CountingExporter::State>();
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 10s;  // only full batches may go out during the test
+  o.max_queue_size = 2048;
+  o.max_export_batch_size = 100;
+  auto bsp = MakeBsp(state, o);
+  for (int i = 0; i < 1050; ++i) {
+    bsp->OnEnd(MakeSampledSpanData());
+    if (i % 7 == 0) std::this_thread::sleep_for(50us);  // trickle in
+  }
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (state->spans.load() < 1000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(state->spans.load(), 1000u);
+  {
+    std::lock_guard lock(state->mutex);
+    for (size_t n : state->batch_sizes) EXPECT_EQ(n, 100u);
+  }
+  EXPECT_TRUE(bsp->ForceFlush(5s));
+  EXPECT_EQ(state->spans.load(), 1050u);
+  EXPECT_TRUE(bsp->Shutdown(5s));
+}
+
+// A steady span rate with a long schedule delay: every full batch must wake
+// the worker (a signal raised while the worker was draining must not be
+// lost), so nothing is dropped and batches are full.
+TEST(BatchSpanProcessorTest, SteadyRateExportsFullBatchesWithoutDrops) {
+  auto state = std::make_shared<CountingExporter::State>();
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 10s;
+  o.max_queue_size = 200;
+  o.max_export_batch_size = 50;
+  auto bsp = MakeBsp(state, o);
+  auto start = std::chrono::steady_clock::now();
+  for (int ms = 0; ms < 200; ++ms) {
+    for (int i = 0; i < 10; ++i) bsp->OnEnd(MakeSampledSpanData());
+    std::this_thread::sleep_until(start + std::chrono::milliseconds(ms + 1));
+  }
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (state->spans.load() < 2000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(bsp->dropped_spans(), 0u);
+  EXPECT_EQ(state->spans.load(), 2000u);
+  EXPECT_EQ(state->calls.load(), 40u);
+}
+
+TEST(BatchSpanProcessorTest, ScheduleDelayExportsPartialBatch) {
+  auto state = std::make_shared<CountingExporter::State>();
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 100ms;
+  o.max_export_batch_size = 512;
+  auto bsp = MakeBsp(state, o);
+  for (int i = 0; i < 10; ++i) bsp->OnEnd(MakeSampledSpanData());
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(state->calls.load(), 0u) << "must wait for the schedule delay";
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (state->spans.load() < 10 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(state->spans.load(), 10u);
+  EXPECT_EQ(state->calls.load(), 1u);
+}
+
+TEST(BatchSpanProcessorTest, UnsampledSpansAreNotExported) {
+  auto state = std::make_shared<CountingExporter::State>();
+  auto bsp = MakeBsp(state, {});
+  auto s = MakeSampledSpanData();
+  s->context = SpanContext(s->context.trace_id(), s->context.span_id(), 0, false);
+  bsp->OnEnd(std::move(s));
+  bsp->OnEnd(MakeSampledSpanData());
+  EXPECT_TRUE(bsp->ForceFlush(5s));
+  EXPECT_EQ(state->spans.load(), 1u);
+}
+
+TEST(BatchSpanProcessorTest, FullQueueDropsAndCountsWithoutBlocking) {
+  auto state = std::make_shared<CountingExporter::State>();
+  state->stall = true;
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 1ms;
+  o.max_queue_size = 64;
+  o.max_export_batch_size = 16;
+  auto bsp = MakeBsp(state, o);
+  uint64_t dropped_before = Diagnostics().spans_dropped;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10000; ++i) bsp->OnEnd(MakeSampledSpanData());
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(elapsed, 2s) << "OnEnd must not wait for the stalled exporter";
+  // At most the queue plus the batch the stalled worker holds are kept.
+  EXPECT_GE(bsp->dropped_spans(), 10000u - 64 - 16);
+  EXPECT_GE(Diagnostics().spans_dropped - dropped_before, bsp->dropped_spans());
+  EXPECT_LE(bsp->queued(), 64u);
+  state->stall = false;
+  EXPECT_TRUE(bsp->ForceFlush(5s));
+  EXPECT_EQ(state->spans.load() + bsp->dropped_spans(), 10000u);
+}
+
+TEST(BatchSpanProcessorTest, ShutdownDrainsAndLaterSpansAreDropped) {
+  auto state = std::make_shared<CountingExporter::State>();
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 10s;
+  auto bsp = MakeBsp(state, o);
+  for (int i = 0; i < 700; ++i) bsp->OnEnd(MakeSampledSpanData());
+  EXPECT_TRUE(bsp->Shutdown(5s));
+  EXPECT_EQ(state->spans.load(), 700u);
+  bsp->OnEnd(MakeSampledSpanData());
+  EXPECT_EQ(bsp->dropped_spans(), 1u);
+  EXPECT_FALSE(bsp->ForceFlush(1s));
+}
+
+TEST(BatchSpanProcessorTest, ShutdownIsBoundedWithAStuckExporter) {
+  auto state = std::make_shared<CountingExporter::State>();
+  state->stall = true;  // CountingExporter un-stalls when shut down
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 1ms;
+  auto bsp = MakeBsp(state, o);
+  for (int i = 0; i < 10; ++i) bsp->OnEnd(MakeSampledSpanData());
+  std::this_thread::sleep_for(20ms);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(bsp->ForceFlush(50ms));
+  bsp->Shutdown(100ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+}
+
+TEST(BatchSpanProcessorTest, ForceFlushWithDeadline) {
+  auto state = std::make_shared<CountingExporter::State>();
+  state->delay_ms = 20;
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 10s;
+  o.max_export_batch_size = 10;
+  auto bsp = MakeBsp(state, o);
+  for (int i = 0; i < 25; ++i) bsp->OnEnd(MakeSampledSpanData());
+  EXPECT_TRUE(bsp->ForceFlush(5s));
+  EXPECT_EQ(state->spans.load(), 25u);
+}
+
+TEST(BatchSpanProcessorTest, OptionsFromEnvironment) {
+  testing::ScopedEnv a("OTEL_BSP_SCHEDULE_DELAY", "250");
+  testing::ScopedEnv b("OTEL_BSP_EXPORT_TIMEOUT", "1000");
+  testing::ScopedEnv c("OTEL_BSP_MAX_QUEUE_SIZE", "100");
+  testing::ScopedEnv d("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "500");
+  auto o = BatchSpanProcessorOptions::FromEnvironment();
+  EXPECT_EQ(o.schedule_delay, 250ms);
+  EXPECT_EQ(o.export_timeout, 1000ms);
+  EXPECT_EQ(o.max_queue_size, 100u);
+  EXPECT_EQ(o.max_export_batch_size, 100u);  // clamped to the queue size
+}
+
+TEST(BatchSpanProcessorTest, Defaults) {
+  testing::ScopedEnv a("OTEL_BSP_SCHEDULE_DELAY", nullptr);
+  testing::ScopedEnv b("OTEL_BSP_EXPORT_TIMEOUT", nullptr);
+  testing::ScopedEnv c("OTEL_BSP_MAX_QUEUE_SIZE", nullptr);
+  testing::ScopedEnv d("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", nullptr);
+  auto o = BatchSpanProcessorOptions::FromEnvironment();
+  EXPECT_EQ(o.schedule_delay, 5000ms);
+  EXPECT_EQ(o.export_timeout, 30000ms);
+  EXPECT_EQ(o.max_queue_size, 2048u);
+  EXPECT_EQ(o.max_export_batch_size, 512u);
+}
+
+// In a child after fork(): the parent's queued spans are not exported twice,
+// and the child's own spans are exported by a new worker thread.
+TEST(BatchSpanProcessorTest, ForkChildGetsAWorkingProcessor) {
+  auto state = std::make_shared<CountingExporter::State>();
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 10s;
+  auto bsp = MakeBsp(state, o);
+  for (int i = 0; i < 5; ++i) bsp->OnEnd(MakeSampledSpanData());  // starts the worker
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Child: the queue is empty, a new worker exports the child's spans.
+    int rc = 0;
+    if (bsp->queued() != 0) rc = 2;
+    for (int i = 0; i < 3; ++i) bsp->OnEnd(MakeSampledSpanData());
+    if (!bsp->ForceFlush(std::chrono::seconds(5))) rc = 3;
+    if (state->spans.load() != 3) rc = 4;
+    bsp->Shutdown(std::chrono::seconds(1));
+    _exit(rc);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(bsp->ForceFlush(5s));
+  EXPECT_EQ(state->spans.load(), 5u);
+}
+
+}  // namespace
+}  // namespace prism::tracing
