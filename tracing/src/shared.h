@@ -15,15 +15,21 @@
 namespace prism::tracing::internal {
 
 struct ProviderShared {
-  Resource resource;
+  std::shared_ptr<const Resource> resource;
   std::unique_ptr<Sampler> sampler;
   SpanLimits limits;
   std::unique_ptr<SpanProcessor> processor;
   std::atomic<bool> shut_down{false};
 };
 
-struct TracerShared {
+// What exported spans need to know of their tracer; shared by its spans.
+struct SpanOrigin {
   InstrumentationScope scope;
+  std::shared_ptr<const Resource> resource;
+};
+
+struct TracerShared {
+  std::shared_ptr<const SpanOrigin> origin;
   std::shared_ptr<ProviderShared> provider;
 };
 

@@ -43,8 +43,13 @@ void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint
 }
 }  // namespace internal
 
+Span::Span(std::unique_ptr<SpanData> data, std::shared_ptr<const internal::TracerShared> tracer,
+           int64_t start_steady_ns)
+    : data_(std::move(data)), tracer_(std::move(tracer)), start_steady_ns_(start_steady_ns) {}
+
 Span::Span(Span&& other) noexcept
     : data_(std::move(other.data_)),
+      tracer_(std::move(other.tracer_)),
       start_steady_ns_(other.start_steady_ns_),
       context_(std::move(other.context_)) {}
 
@@ -52,6 +57,7 @@ Span& Span::operator=(Span&& other) noexcept {
   if (this != &other) {
     End();
     data_ = std::move(other.data_);
+    tracer_ = std::move(other.tracer_);
     start_steady_ns_ = other.start_steady_ns_;
     context_ = std::move(other.context_);
   }
@@ -60,7 +66,7 @@ Span& Span::operator=(Span&& other) noexcept {
 
 void Span::SetAttribute(std::string_view key, AttributeValue value) {
   if (!data_) return;
-  const SpanLimits& l = data_->tracer->provider->limits;
+  const SpanLimits& l = tracer_->provider->limits;
   internal::PutAttribute(data_->attributes, data_->dropped_attributes_count, l.attribute_count,
                          l.attribute_value_length, key, std::move(value));
 }
@@ -72,7 +78,7 @@ void Span::AddEvent(std::string_view name, Attributes attributes) {
 
 void Span::AddEvent(std::string_view name, uint64_t time_unix_nano, Attributes attributes) {
   if (!data_) return;
-  const SpanLimits& l = data_->tracer->provider->limits;
+  const SpanLimits& l = tracer_->provider->limits;
   if (data_->events.size() >= l.event_count) {
     ++data_->dropped_events_count;
     return;
@@ -94,7 +100,7 @@ void Span::AddEvent(std::string_view name, uint64_t time_unix_nano, Attributes a
 
 void Span::AddLink(const SpanContext& context, Attributes attributes) {
   if (!data_ || !context.IsValid()) return;
-  const SpanLimits& l = data_->tracer->provider->limits;
+  const SpanLimits& l = tracer_->provider->limits;
   if (data_->links.size() >= l.link_count) {
     ++data_->dropped_links_count;
     return;
@@ -160,14 +166,15 @@ void Span::Finish(uint64_t end_unix_nano) {
   // Keep the context for callers that still read it after End().
   context_ = data_->context;
   internal::GlobalCounters().spans_ended.fetch_add(1, std::memory_order_relaxed);
-  // Holds the pipeline alive across OnEnd even if this span was its last user.
-  std::shared_ptr<const internal::TracerShared> keep = data_->tracer;
-  SpanProcessor* processor = keep->provider->processor.get();
+  // tracer_ holds the pipeline alive across OnEnd, even if this span was
+  // its last user; it is released only afterwards.
+  SpanProcessor* processor = tracer_->provider->processor.get();
   if (processor) {
     processor->OnEnd(std::move(data_));
   } else {
     data_.reset();
   }
+  tracer_.reset();
 }
 
 }  // namespace prism::tracing

@@ -22,12 +22,12 @@ std::string_view ToString(SpanKind kind) {
 
 const Resource& SpanData::resource() const {
   static const Resource* empty = new Resource();
-  return tracer ? tracer->provider->resource : *empty;
+  return origin && origin->resource ? *origin->resource : *empty;
 }
 
 const InstrumentationScope& SpanData::scope() const {
   static const InstrumentationScope* empty = new InstrumentationScope();
-  return tracer ? tracer->scope : *empty;
+  return origin ? origin->scope : *empty;
 }
 
 const AttributeValue* SpanData::FindAttribute(std::string_view key) const {

@@ -75,8 +75,8 @@ Span Tracer::StartSpan(std::string_view name, StartSpanOptions options) const {
                              std::move(kv.value));
     }
   }
-  data->tracer = shared_;
-  Span span(std::move(data), steady);
+  data->origin = shared_->origin;
+  Span span(std::move(data), shared_, steady);
   for (auto& link : options.links) span.AddLink(link.context, std::move(link.attributes));
 
   internal::GlobalCounters().spans_started.fetch_add(1, std::memory_order_relaxed);
@@ -87,7 +87,7 @@ Span Tracer::StartSpan(std::string_view name, StartSpanOptions options) const {
 TracerProvider::TracerProvider(TracerProviderOptions options) {
   if (options.disabled) return;
   shared_ = std::make_shared<internal::ProviderShared>();
-  shared_->resource = std::move(options.resource);
+  shared_->resource = std::make_shared<const Resource>(std::move(options.resource));
   shared_->sampler =
       options.sampler ? std::move(options.sampler) : MakeParentBasedSampler(MakeAlwaysOnSampler());
   shared_->limits = options.limits;
@@ -103,10 +103,13 @@ TracerProvider::~TracerProvider() { Shutdown(std::chrono::seconds(5)); }
 Tracer TracerProvider::GetTracer(std::string_view name, std::string_view version,
                                  std::string_view schema_url) const {
   if (!shared_) return Tracer();
+  auto origin = std::make_shared<internal::SpanOrigin>();
+  origin->scope.name = std::string(name);
+  origin->scope.version = std::string(version);
+  origin->scope.schema_url = std::string(schema_url);
+  origin->resource = shared_->resource;
   auto t = std::make_shared<internal::TracerShared>();
-  t->scope.name = std::string(name);
-  t->scope.version = std::string(version);
-  t->scope.schema_url = std::string(schema_url);
+  t->origin = std::move(origin);
   t->provider = shared_;
   return Tracer(std::move(t));
 }
@@ -126,7 +129,7 @@ bool TracerProvider::Shutdown(Timeout timeout) {
   return ok;
 }
 
-const Resource* TracerProvider::resource() const { return shared_ ? &shared_->resource : nullptr; }
+const Resource* TracerProvider::resource() const { return shared_ ? shared_->resource.get() : nullptr; }
 
 bool SdkDisabledByEnvironment() {
   auto v = env::GetEnum("OTEL_SDK_DISABLED");

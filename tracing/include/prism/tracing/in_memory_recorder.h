@@ -32,8 +32,8 @@ class InMemorySpanRecorder {
     mutable std::mutex mutex;
     std::vector<SpanData> spans;
   };
-  // The exporter holds it weakly: recorded spans keep their provider alive,
-  // and a strong reference back would be a cycle.
+  // The exporter holds it weakly: once the recorder is gone, spans that still
+  // end are discarded instead of piling up unseen.
   std::shared_ptr<State> state_;
   friend class RecorderExporter;
 };

@@ -54,11 +54,13 @@ class Span {
 
  private:
   friend class Tracer;
-  Span(std::unique_ptr<SpanData> data, int64_t start_steady_ns)
-      : data_(std::move(data)), start_steady_ns_(start_steady_ns) {}
+  Span(std::unique_ptr<SpanData> data, std::shared_ptr<const internal::TracerShared> tracer,
+       int64_t start_steady_ns);
   void Finish(uint64_t end_unix_nano);
 
   std::unique_ptr<SpanData> data_;
+  // The pipeline (limits, processors), kept alive while the span records.
+  std::shared_ptr<const internal::TracerShared> tracer_;
   int64_t start_steady_ns_ = 0;
   SpanContext context_;  // used only when not recording
 };

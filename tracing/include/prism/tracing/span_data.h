@@ -40,6 +40,7 @@ struct Link {
 };
 
 namespace internal {
+struct SpanOrigin;
 struct TracerShared;
 }
 
@@ -60,8 +61,10 @@ struct SpanData {
   StatusCode status = StatusCode::kUnset;
   std::string status_message;
 
-  // The tracer that made the span: its scope, and the provider's resource.
-  std::shared_ptr<const internal::TracerShared> tracer;
+  // Where the span came from: its tracer's scope and the provider's
+  // resource. Deliberately not the pipeline, so a processor that keeps
+  // spans cannot form a reference cycle with its own provider.
+  std::shared_ptr<const internal::SpanOrigin> origin;
   const Resource& resource() const;
   const InstrumentationScope& scope() const;
 
