@@ -1,0 +1,73 @@
+#pragma once
+// RPC semantic-convention helpers shared by the interceptors and by code that
+// traces calls by hand (the proxy's generic forwarder). The attribute set is
+// described in docs/tracing-conventions.md: the legacy names the SPEC lists
+// (rpc.system, rpc.service, rpc.method, rpc.grpc.status_code) plus the
+// current release-candidate names that do not collide (rpc.system.name,
+// rpc.status_code).
+
+#include <grpcpp/support/status.h>
+
+#include <string>
+#include <string_view>
+
+#include "prism/tracing/span.h"
+
+namespace prism::grpc_tracing {
+
+// Instrumentation scope names of the SERVER and CLIENT spans.
+inline constexpr std::string_view kInstrumentationName = "prism.grpc_tracing";
+inline constexpr std::string_view kClientInstrumentationName = "prism.grpc_tracing";
+
+namespace attr {
+inline constexpr std::string_view kRpcSystem = "rpc.system";
+inline constexpr std::string_view kRpcSystemName = "rpc.system.name";
+inline constexpr std::string_view kRpcService = "rpc.service";
+inline constexpr std::string_view kRpcMethod = "rpc.method";
+inline constexpr std::string_view kRpcGrpcStatusCode = "rpc.grpc.status_code";
+inline constexpr std::string_view kRpcStatusCode = "rpc.status_code";
+inline constexpr std::string_view kServerAddress = "server.address";
+inline constexpr std::string_view kServerPort = "server.port";
+inline constexpr std::string_view kNetworkPeerAddress = "network.peer.address";
+inline constexpr std::string_view kNetworkPeerPort = "network.peer.port";
+inline constexpr std::string_view kErrorType = "error.type";
+}  // namespace attr
+
+// "/pkg.Service/Method" split into its parts. Anything without the two
+// slashes is kept whole as the service with an empty method.
+struct MethodName {
+  std::string_view full;     // "pkg.Service/Method" (the span name)
+  std::string_view service;  // "pkg.Service"
+  std::string_view method;   // "Method"
+};
+MethodName SplitMethod(std::string_view path);
+
+// An endpoint in semantic-convention form. port 0 = none (Unix sockets).
+struct Endpoint {
+  std::string address;
+  int port = 0;
+};
+// From a channel target: "unix:///run/x.sock" -> {"/run/x.sock", 0},
+// "dns:///db.example:50051" -> {"db.example", 50051}, "127.0.0.1:6051",
+// "[::1]:6051", "ipv4:10.0.0.1:80", "unix-abstract:name".
+Endpoint ParseTarget(std::string_view target);
+// From ServerContext::peer() / ClientContext::peer(): "ipv4:127.0.0.1:5555",
+// "ipv6:[::1]:5555", "unix:/path" (or "unix:" for an unnamed client socket).
+Endpoint ParsePeer(std::string_view peer);
+
+// "OK", "DEADLINE_EXCEEDED", ... ("UNKNOWN" for out-of-range values).
+std::string_view StatusCodeName(grpc::StatusCode code);
+
+// The server-side codes the conventions count as errors: UNKNOWN,
+// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+bool IsServerError(grpc::StatusCode code);
+
+// The start-time attributes of an RPC span (sampler-relevant ones included).
+prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const Endpoint& server);
+
+// Records the outcome: rpc.grpc.status_code (int), rpc.status_code (string);
+// on an error (client: any non-OK code; server: IsServerError) the span
+// status is ERROR with the status message and error.type is the code name.
+void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, bool server_side);
+
+}  // namespace prism::grpc_tracing

@@ -1,0 +1,174 @@
+#include "prism/grpc_tracing/semconv.h"
+
+#include <charconv>
+
+namespace prism::grpc_tracing {
+namespace {
+
+int ParsePort(std::string_view s) {
+  int port = 0;
+  if (s.empty() || s.size() > 5) return 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), port);
+  if (ec != std::errc() || p != s.data() + s.size() || port < 0 || port > 65535) return 0;
+  return port;
+}
+
+// "host:port", "[v6]:port", "host" -> endpoint.
+Endpoint SplitHostPort(std::string_view hp) {
+  Endpoint e;
+  if (!hp.empty() && hp.front() == '[') {
+    size_t close = hp.find(']');
+    if (close == std::string_view::npos) {
+      e.address = std::string(hp);
+      return e;
+    }
+    e.address = std::string(hp.substr(1, close - 1));
+    if (close + 1 < hp.size() && hp[close + 1] == ':') e.port = ParsePort(hp.substr(close + 2));
+    return e;
+  }
+  size_t colon = hp.rfind(':');
+  if (colon != std::string_view::npos && hp.find(':') == colon) {
+    e.address = std::string(hp.substr(0, colon));
+    e.port = ParsePort(hp.substr(colon + 1));
+  } else {
+    e.address = std::string(hp);  // no port, or a bare IPv6 address
+  }
+  return e;
+}
+
+bool ConsumePrefix(std::string_view& s, std::string_view prefix) {
+  if (s.substr(0, prefix.size()) != prefix) return false;
+  s.remove_prefix(prefix.size());
+  return true;
+}
+
+}  // namespace
+
+MethodName SplitMethod(std::string_view path) {
+  MethodName m;
+  std::string_view full = path;
+  if (!full.empty() && full.front() == '/') full.remove_prefix(1);
+  m.full = full;
+  size_t slash = full.find('/');
+  if (slash == std::string_view::npos) {
+    m.service = full;
+  } else {
+    m.service = full.substr(0, slash);
+    m.method = full.substr(slash + 1);
+  }
+  return m;
+}
+
+Endpoint ParseTarget(std::string_view target) {
+  std::string_view t = target;
+  if (ConsumePrefix(t, "unix:")) {
+    // unix:///abs/path, unix:relative/path, unix:/abs/path
+    if (t.substr(0, 2) == "//") t.remove_prefix(2);
+    return Endpoint{std::string(t), 0};
+  }
+  if (ConsumePrefix(t, "unix-abstract:")) return Endpoint{std::string(t), 0};
+  if (ConsumePrefix(t, "ipv4:") || ConsumePrefix(t, "ipv6:")) {
+    size_t comma = t.find(',');  // address lists: the first one
+    return SplitHostPort(t.substr(0, comma));
+  }
+  size_t scheme = t.find("://");
+  if (scheme != std::string_view::npos) {
+    t.remove_prefix(scheme + 3);
+    size_t slash = t.find('/');  // dns://authority/host:port
+    if (slash != std::string_view::npos) t.remove_prefix(slash + 1);
+  } else if (ConsumePrefix(t, "dns:")) {
+  }
+  return SplitHostPort(t);
+}
+
+Endpoint ParsePeer(std::string_view peer) {
+  std::string_view p = peer;
+  if (ConsumePrefix(p, "unix:")) return Endpoint{std::string(p), 0};
+  if (ConsumePrefix(p, "unix-abstract:")) return Endpoint{std::string(p), 0};
+  if (ConsumePrefix(p, "ipv4:") || ConsumePrefix(p, "ipv6:")) return SplitHostPort(p);
+  return SplitHostPort(p);
+}
+
+std::string_view StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+bool IsServerError(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::UNIMPLEMENTED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DATA_LOSS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const Endpoint& server) {
+  prism::tracing::Attributes a;
+  a.reserve(7);
+  a.push_back({std::string(attr::kRpcSystem), std::string("grpc")});
+  a.push_back({std::string(attr::kRpcSystemName), std::string("grpc")});
+  a.push_back({std::string(attr::kRpcService), std::string(method.service)});
+  a.push_back({std::string(attr::kRpcMethod), std::string(method.method)});
+  if (!server.address.empty()) {
+    a.push_back({std::string(attr::kServerAddress), server.address});
+  }
+  if (server.port > 0) a.push_back({std::string(attr::kServerPort), int64_t{server.port}});
+  return a;
+}
+
+void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, bool server_side) {
+  if (!span.IsRecording()) return;
+  grpc::StatusCode code = status.error_code();
+  span.SetAttribute(attr::kRpcGrpcStatusCode, static_cast<int64_t>(code));
+  std::string_view name = StatusCodeName(code);
+  span.SetAttribute(attr::kRpcStatusCode, name);
+  bool error = server_side ? IsServerError(code) : code != grpc::StatusCode::OK;
+  if (error) {
+    span.SetAttribute(attr::kErrorType, name);
+    span.SetStatus(prism::tracing::StatusCode::kError, status.error_message());
+  }
+}
+
+}  // namespace prism::grpc_tracing

@@ -1,0 +1,187 @@
+#include "prism/grpc_tracing/server.h"
+
+#include <grpcpp/server.h>
+
+#include <mutex>
+#include <new>
+
+#include "prism/grpc_tracing/carriers.h"
+#include "prism/grpc_tracing/semconv.h"
+#include "prism/tracing/context.h"
+#include "prism/tracing/global.h"
+#include "prism/tracing/span.h"
+#include "ptr_map.h"
+
+namespace prism::grpc_tracing {
+
+using grpc::experimental::InterceptionHookPoints;
+using prism::tracing::Context;
+using prism::tracing::Span;
+using prism::tracing::SpanContext;
+
+namespace {
+
+internal::PtrMap<Context>& ServerSpans() {
+  static auto* map = new internal::PtrMap<Context>();
+  return *map;
+}
+
+struct ServerFactoryState {
+  Endpoint server;
+  prism::tracing::Tracer tracer;
+  std::shared_ptr<const prism::tracing::TextMapPropagator> propagator;
+  std::vector<std::string> excluded;
+};
+
+class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  ServerTracingInterceptor(const ServerFactoryState* state, grpc::experimental::ServerRpcInfo* info)
+      : state_(state), ctx_(info->server_context()), method_(info->method()) {}
+
+  ~ServerTracingInterceptor() override {
+    if (registered_) ServerSpans().Erase(ctx_);
+    if (started_ && !finished_) {
+      // Torn down without a status (cancelled before the handler finished).
+      SetRpcStatus(span_, grpc::Status(grpc::StatusCode::CANCELLED, "call ended without a status"),
+                   /*server_side=*/true);
+    }
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
+    if (m->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      Start(m->GetRecvInitialMetadata());
+    }
+    if (m->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Finish(m->GetSendStatus());
+    }
+    m->Proceed();
+  }
+
+ private:
+  void Start(const std::multimap<grpc::string_ref, grpc::string_ref>* md) {
+    if (started_) return;
+    started_ = true;
+    MethodName method = SplitMethod(method_ ? method_ : "");
+    Context incoming;
+    if (md != nullptr && !md->empty()) {
+      ServerMetadataCarrier carrier(*md);
+      incoming = state_->propagator->Extract(carrier, Context());
+    }
+    prism::tracing::StartSpanOptions options;
+    options.kind = prism::tracing::SpanKind::kServer;
+    options.parent = incoming.span_context();  // invalid: a new trace
+    if (state_->tracer.enabled()) options.attributes = RpcStartAttributes(method, state_->server);
+    span_ = state_->tracer.StartSpan(method.full, std::move(options));
+    if (span_.IsRecording()) {
+      Endpoint peer = ParsePeer(ctx_->peer());
+      if (!peer.address.empty()) span_.SetAttribute(attr::kNetworkPeerAddress, peer.address);
+      if (peer.port > 0) span_.SetAttribute(attr::kNetworkPeerPort, int64_t{peer.port});
+    }
+    if (span_.context().IsValid() || !incoming.baggage().empty()) {
+      ServerSpans().Put(ctx_, incoming.WithSpanContext(span_.context()));
+      registered_ = true;
+    }
+  }
+
+  void Finish(const grpc::Status& status) {
+    if (!started_ || finished_) return;
+    finished_ = true;
+    if (registered_) {
+      ServerSpans().Erase(ctx_);
+      registered_ = false;
+    }
+    SetRpcStatus(span_, status, /*server_side=*/true);
+    span_.End();
+  }
+
+  const ServerFactoryState* state_;
+  grpc::ServerContextBase* ctx_;
+  const char* method_;
+  Span span_;
+  bool started_ = false;
+  bool finished_ = false;
+  bool registered_ = false;
+};
+
+class ServerTracingFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit ServerTracingFactory(ServerTracingOptions options) {
+    state_.server = Endpoint{std::move(options.server_address), options.server_port};
+    state_.tracer =
+        options.tracer ? *options.tracer : prism::tracing::GetTracer(kInstrumentationName);
+    state_.propagator =
+        options.propagator ? options.propagator : prism::tracing::GlobalPropagator();
+    state_.excluded = std::move(options.excluded_method_prefixes);
+  }
+
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    std::string_view method = info->method() ? info->method() : "";
+    for (const auto& prefix : state_.excluded) {
+      if (method.substr(0, prefix.size()) == prefix) return nullptr;
+    }
+    return new ServerTracingInterceptor(&state_, info);
+  }
+
+ private:
+  ServerFactoryState state_;
+};
+
+// Sync handlers: make the SERVER span current on the handler thread. The
+// scopes live in trivially destructible thread-local storage (a thread may
+// exit after its last handler without running destructors we depend on).
+constexpr int kMaxSyncDepth = 4;
+struct SyncScopeStack {
+  alignas(prism::tracing::Scope) unsigned char slots[kMaxSyncDepth][sizeof(prism::tracing::Scope)];
+  bool pushed[kMaxSyncDepth];
+  int depth;
+};
+thread_local SyncScopeStack t_sync_scopes;
+
+class SyncHandlerCallbacks final : public grpc::Server::GlobalCallbacks {
+ public:
+  void PreSynchronousRequest(grpc::ServerContext* context) override {
+    SyncScopeStack& s = t_sync_scopes;
+    int d = s.depth++;
+    if (d >= kMaxSyncDepth) return;
+    s.pushed[d] = false;
+    std::optional<Context> ctx =
+        ServerSpans().Get(static_cast<const grpc::ServerContextBase*>(context));
+    if (ctx) {
+      new (s.slots[d]) prism::tracing::Scope(std::move(*ctx));
+      s.pushed[d] = true;
+    }
+  }
+  void PostSynchronousRequest(grpc::ServerContext*) override {
+    SyncScopeStack& s = t_sync_scopes;
+    if (s.depth == 0) return;
+    int d = --s.depth;
+    if (d >= kMaxSyncDepth || !s.pushed[d]) return;
+    std::launder(reinterpret_cast<prism::tracing::Scope*>(s.slots[d]))->~Scope();
+    s.pushed[d] = false;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeServerInterceptorFactory(
+    ServerTracingOptions options) {
+  return std::make_unique<ServerTracingFactory>(std::move(options));
+}
+
+SpanContext ServerSpanContext(const grpc::ServerContextBase* ctx) {
+  std::optional<Context> c = ServerSpans().Get(ctx);
+  return c ? c->span_context() : SpanContext();
+}
+
+Context ServerTraceContext(const grpc::ServerContextBase* ctx) {
+  std::optional<Context> c = ServerSpans().Get(ctx);
+  return c ? std::move(*c) : Context();
+}
+
+void InstallSyncHandlerScopes() {
+  static std::once_flag once;
+  std::call_once(once, [] { grpc::Server::SetGlobalCallbacks(new SyncHandlerCallbacks()); });
+}
+
+}  // namespace prism::grpc_tracing
