@@ -1,0 +1,357 @@
+// prism: the command-line client. `prism kv get|set|del|exists` against a
+// proxy, `prism trace ls|show` over the local trace file, `prism token`.
+
+#include <grpcpp/grpcpp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "prism/grpc_tracing/carriers.h"
+#include "prism/grpc_tracing/semconv.h"
+#include "prism/tracing/exporters/setup.h"
+#include "prism/tracing/global.h"
+#include "prism/tracing/ids.h"
+#include "prism/v1/kv.grpc.pb.h"
+#include "trace_file.h"
+
+namespace pt = prism::tracing;
+namespace gt = prism::grpc_tracing;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr const char* kDefaultAddr = "127.0.0.1:6051";
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+std::string Hex(const unsigned char* p, size_t n) {
+  static const char* k = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(k[p[i] >> 4]);
+    out.push_back(k[p[i] & 15]);
+  }
+  return out;
+}
+
+std::string Sha256Hex(const std::string& s) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+  return Hex(d, sizeof d);
+}
+
+std::string MetadataValue(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
+                          const char* key) {
+  auto it = md.find(key);
+  return it == md.end() ? std::string() : std::string(it->second.data(), it->second.size());
+}
+
+struct KvOptions {
+  std::string addr, token, ns = "default", request_id, ca_file;
+  double timeout_s = 10;
+  bool tls = false, json = false, no_trace = false;
+};
+
+// One traced call to the proxy: a CLIENT span (the root of the trace), its
+// context in the metadata, the ids from the response metadata.
+class KvCall {
+ public:
+  KvCall(const KvOptions& o, const std::string& method_path) : o_(o), method_(method_path) {
+    if (!o.no_trace) {
+      pt::ExporterDefaults d;
+      d.traces_exporter = "file";
+      d.add_otlp_when_endpoint_set = true;
+      d.trace_file = prism::cli::DefaultTraceFilePath();
+      d.log_diagnostics_at_shutdown = false;
+      provider_ = pt::InitTracingFromEnvironment("prism-cli", d);
+    }
+    std::shared_ptr<grpc::ChannelCredentials> creds;
+    if (o.tls) {
+      grpc::SslCredentialsOptions ssl;
+      if (!o.ca_file.empty()) {
+        std::ifstream in(o.ca_file);
+        std::ostringstream s;
+        s << in.rdbuf();
+        ssl.pem_root_certs = s.str();
+      }
+      creds = grpc::SslCredentials(ssl);
+    } else {
+      creds = grpc::InsecureChannelCredentials();
+    }
+    channel_ = grpc::CreateChannel(o.addr, creds);
+    stub_ = prism::v1::KeyValue::NewStub(channel_);
+    ctx_.set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000)));
+    if (!o.token.empty()) ctx_.AddMetadata("authorization", "Bearer " + o.token);
+    if (!o.request_id.empty()) ctx_.AddMetadata("x-request-id", o.request_id);
+    pt::Tracer tracer = pt::GetTracer("prism-cli");
+    pt::StartSpanOptions so;
+    so.kind = pt::SpanKind::kClient;
+    so.root = true;
+    gt::MethodName m = gt::SplitMethod(method_);
+    span_ = tracer.StartSpan(m.full, std::move(so));
+    if (span_.IsRecording()) {
+      for (auto& kv : gt::RpcStartAttributes(m, gt::ParseTarget(o.addr))) {
+        span_.SetAttribute(kv.key, std::move(kv.value));
+      }
+      span_.SetAttribute("prism.namespace", o.ns);
+    }
+    gt::ClientContextCarrier carrier(ctx_);
+    pt::GlobalPropagator()->Inject(pt::Context(span_.context()), carrier);
+  }
+
+  grpc::ClientContext& ctx() { return ctx_; }
+  prism::v1::KeyValue::Stub& stub() { return *stub_; }
+
+  // Ends the span, prints errors, returns the exit code.
+  int Finish(const grpc::Status& status, json result, const std::string& text) {
+    gt::SetRpcStatus(span_, status, /*server_side=*/false);
+    if (!status.ok() && span_.IsRecording()) {
+      span_.RecordException("grpc." + std::string(gt::StatusCodeName(status.error_code())),
+                            status.error_message());
+    }
+    std::string trace_id = MetadataValue(ctx_.GetServerInitialMetadata(), "x-trace-id");
+    if (trace_id.empty()) trace_id = MetadataValue(ctx_.GetServerTrailingMetadata(), "x-trace-id");
+    std::string request_id = MetadataValue(ctx_.GetServerInitialMetadata(), "x-request-id");
+    if (request_id.empty()) {
+      request_id = MetadataValue(ctx_.GetServerTrailingMetadata(), "x-request-id");
+    }
+    if (trace_id.empty() && span_.context().IsValid())
+      trace_id = span_.context().trace_id().ToHex();
+    if (span_.IsRecording()) span_.SetAttribute("prism.request_id", request_id);
+    span_.End();
+    if (provider_) provider_->Shutdown();
+    if (o_.json) {
+      json out = status.ok() ? result : json::object();
+      out["ok"] = status.ok();
+      if (!status.ok()) {
+        out["error"] = {{"code", gt::StatusCodeName(status.error_code())},
+                        {"message", status.error_message()}};
+      }
+      out["trace_id"] = trace_id;
+      out["request_id"] = request_id;
+      std::cout << out.dump() << "\n";
+      return status.ok() ? 0 : kExitFailure;
+    }
+    if (status.ok()) {
+      std::cout << text << std::flush;
+    } else {
+      std::cerr << "prism: " << gt::StatusCodeName(status.error_code()) << ": "
+                << status.error_message() << "\n";
+    }
+    if (!trace_id.empty()) {
+      std::cerr << "trace " << trace_id << "   (prism trace show " << trace_id.substr(0, 8)
+                << ")\n";
+    }
+    return status.ok() ? 0 : kExitFailure;
+  }
+
+ private:
+  const KvOptions& o_;
+  std::string method_;
+  std::shared_ptr<pt::TracerProvider> provider_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<prism::v1::KeyValue::Stub> stub_;
+  grpc::ClientContext ctx_;
+  pt::Span span_;
+};
+
+std::string Printable(const std::string& v) {
+  return v + (v.empty() || v.back() != '\n' ? "\n" : "");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"prism: client for prism-proxy and the local trace file"};
+  app.require_subcommand(1);
+
+  // ---- kv
+  KvOptions kv;
+  kv.addr = EnvOr("PRISM_ADDR", kDefaultAddr);
+  kv.token = EnvOr("PRISM_TOKEN", "");
+  auto* kv_cmd = app.add_subcommand("kv", "key-value calls through the proxy");
+  kv_cmd->require_subcommand(1);
+  kv_cmd->add_option("-a,--addr", kv.addr, "proxy address (env PRISM_ADDR)")->capture_default_str();
+  kv_cmd->add_option("-t,--token", kv.token, "access token (env PRISM_TOKEN)");
+  kv_cmd->add_option("-n,--namespace", kv.ns, "namespace")->capture_default_str();
+  kv_cmd->add_option("--timeout", kv.timeout_s, "deadline in seconds")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  kv_cmd->add_option("--request-id", kv.request_id, "x-request-id to send");
+  kv_cmd->add_flag("--tls", kv.tls, "use TLS");
+  kv_cmd->add_option("--ca-file", kv.ca_file, "PEM root certificates for --tls");
+  kv_cmd->add_flag("--json", kv.json, "print JSON");
+  kv_cmd->add_flag("--no-trace", kv.no_trace, "do not write a client span");
+  std::string key, value;
+  auto* get = kv_cmd->add_subcommand("get", "print the value of KEY");
+  get->add_option("key", key, "key")->required();
+  auto* set = kv_cmd->add_subcommand("set", "set KEY to VALUE");
+  set->add_option("key", key, "key")->required();
+  set->add_option("value", value, "value")->required();
+  auto* del = kv_cmd->add_subcommand("del", "delete KEY");
+  del->add_option("key", key, "key")->required();
+  auto* exists = kv_cmd->add_subcommand("exists", "does KEY exist?");
+  exists->add_option("key", key, "key")->required();
+
+  // ---- trace
+  std::string trace_path = prism::cli::DefaultTraceFilePath();
+  auto* trace_cmd = app.add_subcommand("trace", "traces in the local trace file");
+  trace_cmd->require_subcommand(1);
+  trace_cmd
+      ->add_option("-f,--file", trace_path,
+                   "trace file (env PRISM_TRACE_FILE, else $PRISM_DATA_DIR/traces.jsonl)")
+      ->capture_default_str();
+  bool trace_json = false;
+  size_t limit = 20;
+  auto* ls = trace_cmd->add_subcommand("ls", "list recent traces");
+  ls->add_option("-l,--limit", limit, "how many")->capture_default_str();
+  ls->add_flag("--json", trace_json, "print JSON");
+  std::string trace_id;
+  prism::cli::WaterfallOptions wf;
+  auto* show = trace_cmd->add_subcommand("show", "draw a trace as a waterfall");
+  show->add_option("id", trace_id, "trace id or a unique prefix")->required();
+  show->add_flag("--json", trace_json, "print JSON");
+  show->add_flag("-v,--attributes", wf.attributes, "print span ids, attributes and events");
+  show->add_option("--width", wf.bar_width, "bar width")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 400));
+
+  // ---- token
+  auto* token_cmd = app.add_subcommand("token", "access tokens for the proxy configuration");
+  token_cmd->require_subcommand(1);
+  auto* token_new = token_cmd->add_subcommand("new", "generate a token and print its hash");
+  std::string token_name = "app";
+  token_new->add_option("--name", token_name, "token name for the YAML snippet")
+      ->capture_default_str();
+  auto* token_hash = token_cmd->add_subcommand("hash", "print the SHA-256 of a token");
+  std::string token_value;
+  token_hash->add_option("token", token_value, "the token (read from stdin when omitted)");
+
+  // Options of `kv` and `trace` may also follow their subcommands
+  // (`prism kv get KEY --namespace orders`).
+  for (auto* sub : {get, set, del, exists, ls, show}) sub->fallthrough();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  if (kv_cmd->parsed()) {
+    if (kv.addr.empty()) {
+      std::cerr << "prism: --addr is empty\n";
+      return kExitUsage;
+    }
+    if (get->parsed()) {
+      KvCall call(kv, "/prism.v1.KeyValue/Get");
+      prism::v1::GetRequest req;
+      req.set_namespace_(kv.ns);
+      req.set_key(key);
+      prism::v1::GetResponse resp;
+      grpc::Status s = call.stub().Get(&call.ctx(), req, &resp);
+      return call.Finish(s, {{"found", resp.found()}, {"value", resp.value()}},
+                         resp.found() ? Printable(resp.value()) : "(not found)\n");
+    }
+    if (set->parsed()) {
+      KvCall call(kv, "/prism.v1.KeyValue/Set");
+      prism::v1::SetRequest req;
+      req.set_namespace_(kv.ns);
+      req.set_key(key);
+      req.set_value(value);
+      prism::v1::SetResponse resp;
+      grpc::Status s = call.stub().Set(&call.ctx(), req, &resp);
+      return call.Finish(s, json::object(), "OK\n");
+    }
+    if (del->parsed()) {
+      KvCall call(kv, "/prism.v1.KeyValue/Delete");
+      prism::v1::DeleteRequest req;
+      req.set_namespace_(kv.ns);
+      req.set_key(key);
+      prism::v1::DeleteResponse resp;
+      grpc::Status s = call.stub().Delete(&call.ctx(), req, &resp);
+      return call.Finish(s, {{"deleted", resp.deleted()}},
+                         resp.deleted() ? "deleted\n" : "(not found, nothing deleted)\n");
+    }
+    if (exists->parsed()) {
+      KvCall call(kv, "/prism.v1.KeyValue/Exists");
+      prism::v1::ExistsRequest req;
+      req.set_namespace_(kv.ns);
+      req.set_key(key);
+      prism::v1::ExistsResponse resp;
+      grpc::Status s = call.stub().Exists(&call.ctx(), req, &resp);
+      return call.Finish(s, {{"exists", resp.exists()}}, resp.exists() ? "true\n" : "false\n");
+    }
+  }
+
+  if (trace_cmd->parsed()) {
+    auto file = prism::cli::TraceFile::Load(trace_path);
+    if (!file.ok()) {
+      std::cerr << "prism: " << file.status().message() << "\n";
+      return kExitFailure;
+    }
+    if (ls->parsed()) {
+      auto list = file->Summaries();
+      if (trace_json) {
+        std::cout << prism::cli::ListJson(list, limit).dump(2) << "\n";
+      } else {
+        prism::cli::RenderList(list, limit, std::cout);
+      }
+      return 0;
+    }
+    if (show->parsed()) {
+      auto id = file->Resolve(trace_id);
+      if (!id.ok()) {
+        std::cerr << "prism: " << id.status().message() << "\n";
+        return id.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+      }
+      const auto* spans = file->Spans(*id);
+      if (trace_json) {
+        std::cout << prism::cli::WaterfallJson(*id, *spans).dump(2) << "\n";
+      } else {
+        wf.color = isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR");
+        prism::cli::RenderWaterfall(*id, *spans, wf, std::cout);
+      }
+      return 0;
+    }
+  }
+
+  if (token_cmd->parsed()) {
+    if (token_new->parsed()) {
+      unsigned char bytes[32];
+      if (RAND_bytes(bytes, sizeof bytes) != 1) {
+        std::cerr << "prism: no randomness available\n";
+        return kExitFailure;
+      }
+      std::string token = "prism_" + Hex(bytes, sizeof bytes);
+      std::cout << "token:  " << token << "\n"
+                << "sha256: " << Sha256Hex(token) << "\n\n"
+                << "# in the proxy configuration (the token itself is never stored):\n"
+                << "tokens:\n"
+                << "  - name: " << token_name << "\n"
+                << "    sha256: " << Sha256Hex(token) << "\n"
+                << "    rights: {\"*\": [read, write]}\n";
+      return 0;
+    }
+    if (token_hash->parsed()) {
+      if (token_value.empty()) std::getline(std::cin, token_value);
+      if (token_value.empty()) {
+        std::cerr << "prism: no token given\n";
+        return kExitUsage;
+      }
+      std::cout << Sha256Hex(token_value) << "\n";
+      return 0;
+    }
+  }
+  return kExitUsage;
+}

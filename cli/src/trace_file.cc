@@ -1,0 +1,456 @@
+#include "trace_file.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <set>
+#include <sstream>
+
+namespace prism::cli {
+namespace {
+
+using nlohmann::json;
+
+uint64_t ToU64(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) return static_cast<uint64_t>(std::max<int64_t>(0, v.get<int64_t>()));
+  if (v.is_string()) return std::strtoull(v.get<std::string>().c_str(), nullptr, 10);
+  return 0;
+}
+
+// OTLP AnyValue -> plain JSON.
+json AnyValue(const json& v) {
+  if (!v.is_object()) return nullptr;
+  if (auto it = v.find("stringValue"); it != v.end()) return *it;
+  if (auto it = v.find("boolValue"); it != v.end()) return *it;
+  if (auto it = v.find("intValue"); it != v.end()) {
+    if (it->is_string()) return std::strtoll(it->get<std::string>().c_str(), nullptr, 10);
+    return *it;
+  }
+  if (auto it = v.find("doubleValue"); it != v.end()) return *it;
+  if (auto it = v.find("bytesValue"); it != v.end()) return *it;
+  if (auto it = v.find("arrayValue"); it != v.end()) {
+    json out = json::array();
+    if (it->is_object() && it->contains("values") && (*it)["values"].is_array()) {
+      for (const auto& e : (*it)["values"]) out.push_back(AnyValue(e));
+    }
+    return out;
+  }
+  if (auto it = v.find("kvlistValue"); it != v.end()) {
+    json out = json::object();
+    if (it->is_object() && it->contains("values") && (*it)["values"].is_array()) {
+      for (const auto& kv : (*it)["values"]) {
+        if (kv.is_object() && kv.contains("key") && kv["key"].is_string()) {
+          out[kv["key"].get<std::string>()] = AnyValue(kv.value("value", json::object()));
+        }
+      }
+    }
+    return out;
+  }
+  return nullptr;
+}
+
+json Attributes(const json& list) {
+  json out = json::object();
+  if (!list.is_array()) return out;
+  for (const auto& kv : list) {
+    if (!kv.is_object() || !kv.contains("key") || !kv["key"].is_string()) continue;
+    out[kv["key"].get<std::string>()] = AnyValue(kv.value("value", json::object()));
+  }
+  return out;
+}
+
+std::string Str(const json& obj, const char* key) {
+  if (!obj.is_object()) return {};
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) return {};
+  return it->get<std::string>();
+}
+
+// Display width of UTF-8 text (code points; the box characters are narrow).
+size_t Width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xc0) != 0x80;
+  return n;
+}
+
+std::string Pad(const std::string& s, size_t width) {
+  size_t w = Width(s);
+  return w >= width ? s : s + std::string(width - w, ' ');
+}
+
+std::string FormatTime(uint64_t ns) {
+  std::time_t secs = static_cast<std::time_t>(ns / 1000000000ULL);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03d", buf, static_cast<int>((ns / 1000000ULL) % 1000));
+  return out;
+}
+
+std::string ValueText(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+const char* KindName(int kind) {
+  switch (kind) {
+    case 1:
+      return "internal";
+    case 2:
+      return "server";
+    case 3:
+      return "client";
+    case 4:
+      return "producer";
+    case 5:
+      return "consumer";
+    default:
+      return "unspecified";
+  }
+}
+
+// Spans in tree order (depth-first, children by start time) with depth and
+// the box-drawing prefix.
+struct Row {
+  const SpanRecord* span;
+  int depth;
+  std::string prefix;  // "├─ ", "│  └─ "
+  bool orphan;         // has a parent id that is not in the file
+};
+
+std::vector<Row> TreeOrder(const std::vector<SpanRecord>& spans) {
+  std::set<std::string> ids;
+  for (const auto& s : spans) ids.insert(s.span_id);
+  std::map<std::string, std::vector<const SpanRecord*>> children;
+  std::vector<const SpanRecord*> roots;
+  for (const auto& s : spans) {
+    if (s.parent_span_id.empty() || !ids.count(s.parent_span_id) || s.parent_span_id == s.span_id) {
+      roots.push_back(&s);
+    } else {
+      children[s.parent_span_id].push_back(&s);
+    }
+  }
+  auto by_start = [](const SpanRecord* a, const SpanRecord* b) {
+    return a->start_ns != b->start_ns ? a->start_ns < b->start_ns : a->span_id < b->span_id;
+  };
+  std::sort(roots.begin(), roots.end(), by_start);
+  for (auto& [id, list] : children) std::sort(list.begin(), list.end(), by_start);
+  std::vector<Row> rows;
+  std::set<std::string> seen;  // guards against cycles in malformed files
+  std::function<void(const SpanRecord*, int, const std::string&, const std::string&, bool)> visit =
+      [&](const SpanRecord* s, int depth, const std::string& lead, const std::string& branch,
+          bool orphan) {
+        if (!seen.insert(s->span_id).second) return;
+        rows.push_back({s, depth, lead + branch, orphan});
+        auto it = children.find(s->span_id);
+        if (it == children.end()) return;
+        std::string next_lead = lead + (branch.empty() ? "" : (branch == "└─ " ? "   " : "│  "));
+        for (size_t i = 0; i < it->second.size(); ++i) {
+          bool last = i + 1 == it->second.size();
+          visit(it->second[i], depth + 1, next_lead, last ? "└─ " : "├─ ", false);
+        }
+      };
+  for (const auto* r : roots) visit(r, 0, "", "", !r->parent_span_id.empty());
+  return rows;
+}
+
+}  // namespace
+
+std::string FormatDuration(uint64_t ns) {
+  char buf[32];
+  if (ns < 1000) {
+    std::snprintf(buf, sizeof buf, "%llu ns", static_cast<unsigned long long>(ns));
+  } else if (ns < 1000000) {
+    std::snprintf(buf, sizeof buf, "%.1f µs", ns / 1e3);
+  } else if (ns < 1000000000ULL) {
+    std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3f s", ns / 1e9);
+  }
+  return buf;
+}
+
+std::string DefaultTraceFilePath() {
+  if (const char* t = std::getenv("PRISM_TRACE_FILE"); t && *t) return t;
+  const char* d = std::getenv("PRISM_DATA_DIR");
+  std::string dir = d && *d ? d : "./.prism";
+  return dir + "/traces.jsonl";
+}
+
+bool TraceFile::AddLine(const std::string& line) {
+  if (line.find_first_not_of(" \t\r") == std::string::npos) return true;
+  json doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    ++skipped_;
+    return false;
+  }
+  auto rs = doc.find("resourceSpans");
+  if (rs == doc.end() || !rs->is_array()) {
+    ++skipped_;
+    return false;
+  }
+  for (const auto& r : *rs) {
+    if (!r.is_object()) continue;
+    std::string service;
+    if (auto res = r.find("resource"); res != r.end() && res->is_object()) {
+      json attrs = Attributes(res->value("attributes", json::array()));
+      if (attrs.contains("service.name") && attrs["service.name"].is_string()) {
+        service = attrs["service.name"].get<std::string>();
+      }
+    }
+    auto ss = r.find("scopeSpans");
+    if (ss == r.end() || !ss->is_array()) continue;
+    for (const auto& scope : *ss) {
+      if (!scope.is_object()) continue;
+      auto spans = scope.find("spans");
+      if (spans == scope.end() || !spans->is_array()) continue;
+      for (const auto& s : *spans) {
+        if (!s.is_object()) continue;
+        SpanRecord rec;
+        rec.trace_id = Str(s, "traceId");
+        rec.span_id = Str(s, "spanId");
+        if (rec.trace_id.size() != 32 || rec.span_id.size() != 16) continue;
+        rec.parent_span_id = Str(s, "parentSpanId");
+        rec.name = Str(s, "name");
+        if (auto k = s.find("kind"); k != s.end() && k->is_number_integer()) rec.kind = *k;
+        rec.start_ns = ToU64(s.value("startTimeUnixNano", json()));
+        rec.end_ns = ToU64(s.value("endTimeUnixNano", json()));
+        if (rec.end_ns < rec.start_ns) rec.end_ns = rec.start_ns;
+        if (auto st = s.find("status"); st != s.end() && st->is_object()) {
+          if (auto c = st->find("code"); c != st->end() && c->is_number_integer()) {
+            rec.status_code = *c;
+          }
+          rec.status_message = Str(*st, "message");
+        }
+        rec.service = service;
+        rec.attributes = Attributes(s.value("attributes", json::array()));
+        if (auto ev = s.find("events"); ev != s.end() && ev->is_array()) {
+          for (const auto& e : *ev) {
+            if (!e.is_object()) continue;
+            rec.events.push_back(
+                {{"name", Str(e, "name")},
+                 {"time_unix_nano", ToU64(e.value("timeUnixNano", json()))},
+                 {"attributes", Attributes(e.value("attributes", json::array()))}});
+          }
+        }
+        traces_[rec.trace_id].push_back(std::move(rec));
+      }
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<TraceFile> TraceFile::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError("no trace file at " + path +
+                               " (start prism-proxy or set PRISM_TRACE_FILE / --file)");
+  }
+  TraceFile f;
+  std::string line;
+  while (std::getline(in, line)) f.AddLine(line);
+  return f;
+}
+
+std::vector<TraceSummary> TraceFile::Summaries() const {
+  std::vector<TraceSummary> out;
+  for (const auto& [id, spans] : traces_) {
+    TraceSummary t;
+    t.trace_id = id;
+    t.span_count = spans.size();
+    t.start_ns = UINT64_MAX;
+    std::set<std::string> ids;
+    for (const auto& s : spans) ids.insert(s.span_id);
+    const SpanRecord* root = nullptr;
+    for (const auto& s : spans) {
+      t.start_ns = std::min(t.start_ns, s.start_ns);
+      t.end_ns = std::max(t.end_ns, s.end_ns);
+      t.error = t.error || s.status_code == 2;
+      bool is_root = s.parent_span_id.empty() || !ids.count(s.parent_span_id);
+      if (is_root && (!root || s.start_ns < root->start_ns)) root = &s;
+    }
+    if (root) {
+      t.root_name = root->name;
+      t.root_service = root->service;
+    }
+    out.push_back(std::move(t));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const TraceSummary& a, const TraceSummary& b) { return a.start_ns > b.start_ns; });
+  return out;
+}
+
+absl::StatusOr<std::string> TraceFile::Resolve(const std::string& id_or_prefix) const {
+  std::string p = id_or_prefix;
+  for (auto& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (p.empty() || p.size() > 32 || p.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return absl::InvalidArgumentError("'" + id_or_prefix + "' is not a trace id (1-32 hex digits)");
+  }
+  auto it = traces_.lower_bound(p);
+  std::vector<std::string> matches;
+  for (; it != traces_.end() && it->first.compare(0, p.size(), p) == 0; ++it) {
+    matches.push_back(it->first);
+    if (matches.size() > 5) break;
+  }
+  if (matches.empty()) return absl::NotFoundError("no trace " + p + " in the trace file");
+  if (matches.size() > 1) {
+    std::string list;
+    for (const auto& m : matches) list += "\n  " + m;
+    return absl::FailedPreconditionError("prefix " + p + " matches several traces:" + list);
+  }
+  return matches[0];
+}
+
+const std::vector<SpanRecord>* TraceFile::Spans(const std::string& trace_id) const {
+  auto it = traces_.find(trace_id);
+  return it == traces_.end() ? nullptr : &it->second;
+}
+
+void RenderList(const std::vector<TraceSummary>& traces, size_t limit, std::ostream& out) {
+  if (traces.empty()) {
+    out << "no traces yet\n";
+    return;
+  }
+  size_t n = std::min(limit, traces.size());
+  size_t root_w = 4;
+  for (size_t i = 0; i < n; ++i) {
+    root_w = std::max(root_w, Width(traces[i].root_service + " " + traces[i].root_name));
+  }
+  root_w = std::min<size_t>(root_w, 60);
+  out << Pad("TIME", 24) << Pad("TRACE ID", 34) << Pad("ROOT", root_w + 2) << Pad("DURATION", 12)
+      << Pad("SPANS", 7) << "ERROR\n";
+  // Oldest of the shown first, newest last (closest to the prompt).
+  for (size_t k = n; k-- > 0;) {
+    const auto& t = traces[k];
+    std::string root = t.root_service.empty() ? t.root_name : t.root_service + " " + t.root_name;
+    out << Pad(FormatTime(t.start_ns), 24) << Pad(t.trace_id, 34) << Pad(root, root_w + 2)
+        << Pad(FormatDuration(t.end_ns - t.start_ns), 12) << Pad(std::to_string(t.span_count), 7)
+        << (t.error ? "✗ error" : "") << "\n";
+  }
+  if (traces.size() > n) out << "(" << traces.size() - n << " older traces not shown; --limit)\n";
+}
+
+json ListJson(const std::vector<TraceSummary>& traces, size_t limit) {
+  json out = json::array();
+  for (size_t i = 0; i < std::min(limit, traces.size()); ++i) {
+    const auto& t = traces[i];
+    out.push_back({{"trace_id", t.trace_id},
+                   {"start_unix_nano", t.start_ns},
+                   {"duration_ms", (t.end_ns - t.start_ns) / 1e6},
+                   {"root", t.root_name},
+                   {"root_service", t.root_service},
+                   {"spans", t.span_count},
+                   {"error", t.error}});
+  }
+  return out;
+}
+
+void RenderWaterfall(const std::string& trace_id, const std::vector<SpanRecord>& spans,
+                     const WaterfallOptions& o, std::ostream& out) {
+  auto rows = TreeOrder(spans);
+  uint64_t t0 = UINT64_MAX, t1 = 0;
+  std::set<std::string> services;
+  int errors = 0;
+  for (const auto& s : spans) {
+    t0 = std::min(t0, s.start_ns);
+    t1 = std::max(t1, s.end_ns);
+    services.insert(s.service);
+    errors += s.status_code == 2;
+  }
+  uint64_t total = t1 > t0 ? t1 - t0 : 1;
+  out << "trace " << trace_id << "  " << FormatTime(t0) << "  " << FormatDuration(t1 - t0) << "  "
+      << spans.size() << " spans, " << services.size() << " services";
+  if (errors) out << ", " << errors << " with errors";
+  out << "\n\n";
+  size_t name_w = 4, svc_w = 7;
+  for (const auto& r : rows) {
+    name_w = std::max(name_w, Width(r.prefix + r.span->name));
+    svc_w = std::max(svc_w, Width(r.span->service));
+  }
+  const char* red = o.color ? "\033[31m" : "";
+  const char* reset = o.color ? "\033[0m" : "";
+  out << Pad("SPAN", name_w + 2) << Pad("SERVICE", svc_w + 2) << Pad("DURATION", 11)
+      << "TIMELINE\n";
+  for (const auto& r : rows) {
+    const SpanRecord& s = *r.span;
+    uint64_t dur = s.end_ns - s.start_ns;
+    int w = std::max(o.bar_width, 10);
+    int off = static_cast<int>((s.start_ns - t0) * static_cast<double>(w) / total);
+    int len = static_cast<int>(dur * static_cast<double>(w) / total + 0.5);
+    off = std::clamp(off, 0, w - 1);
+    len = std::clamp(len, 1, w - off);
+    std::string bar = "|" + std::string(off, ' ');
+    for (int i = 0; i < len; ++i) bar += "█";
+    bar += std::string(w - off - len, ' ') + "|";
+    std::string dstr = FormatDuration(dur);
+    out << Pad(r.prefix + s.name, name_w + 2) << Pad(s.service, svc_w + 2)
+        << std::string(Width(dstr) < 9 ? 9 - Width(dstr) : 0, ' ') << dstr << "  ";
+    if (s.status_code == 2) out << red;
+    out << bar;
+    if (s.status_code == 2) {
+      out << "  ✗ " << (s.status_message.empty() ? "error" : s.status_message);
+    }
+    out << reset;
+    if (r.orphan) out << "  (parent " << s.parent_span_id << " not in the file)";
+    out << "\n";
+    if (o.attributes) {
+      std::string lead(Width(r.prefix), ' ');
+      lead += "    ";
+      out << lead << "span " << s.span_id << " (" << KindName(s.kind) << ")"
+          << (s.parent_span_id.empty() ? "" : ", parent " + s.parent_span_id) << "\n";
+      for (const auto& [k, v] : s.attributes.items())
+        out << lead << k << " = " << ValueText(v) << "\n";
+      for (const auto& e : s.events) {
+        out << lead << "event " << e.value("name", "") << ":";
+        for (const auto& [k, v] : e["attributes"].items()) out << " " << k << "=" << ValueText(v);
+        out << "\n";
+      }
+    }
+  }
+}
+
+json WaterfallJson(const std::string& trace_id, const std::vector<SpanRecord>& spans) {
+  auto rows = TreeOrder(spans);
+  uint64_t t0 = UINT64_MAX, t1 = 0;
+  for (const auto& s : spans) {
+    t0 = std::min(t0, s.start_ns);
+    t1 = std::max(t1, s.end_ns);
+  }
+  json list = json::array();
+  bool error = false;
+  for (const auto& r : rows) {
+    const SpanRecord& s = *r.span;
+    error = error || s.status_code == 2;
+    list.push_back({{"span_id", s.span_id},
+                    {"parent_span_id", s.parent_span_id},
+                    {"name", s.name},
+                    {"service", s.service},
+                    {"kind", KindName(s.kind)},
+                    {"depth", r.depth},
+                    {"start_unix_nano", s.start_ns},
+                    {"end_unix_nano", s.end_ns},
+                    {"offset_ms", (s.start_ns - t0) / 1e6},
+                    {"duration_ms", (s.end_ns - s.start_ns) / 1e6},
+                    {"status",
+                     {{"code", s.status_code == 2   ? "ERROR"
+                               : s.status_code == 1 ? "OK"
+                                                    : "UNSET"},
+                      {"message", s.status_message}}},
+                    {"attributes", s.attributes},
+                    {"events", s.events}});
+  }
+  return {{"trace_id", trace_id},
+          {"start_unix_nano", t0},
+          {"duration_ms", (t1 - t0) / 1e6},
+          {"error", error},
+          {"spans", list}};
+}
+
+}  // namespace prism::cli

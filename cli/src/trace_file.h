@@ -1,0 +1,73 @@
+#pragma once
+// Reading the local trace file (OTLP JSON, one ExportTraceServiceRequest per
+// line, the Collector file format) into traces, and rendering them.
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace prism::cli {
+
+struct SpanRecord {
+  std::string trace_id, span_id, parent_span_id;
+  std::string name;
+  int kind = 0;  // OTLP enum: 1 internal, 2 server, 3 client, 4 producer, 5 consumer
+  uint64_t start_ns = 0, end_ns = 0;
+  int status_code = 0;  // 0 unset, 1 ok, 2 error
+  std::string status_message;
+  std::string service;                                   // resource service.name
+  nlohmann::json attributes = nlohmann::json::object();  // key -> plain JSON value
+  nlohmann::json events = nlohmann::json::array();       // [{name, time_unix_nano, attributes}]
+};
+
+struct TraceSummary {
+  std::string trace_id;
+  uint64_t start_ns = 0, end_ns = 0;
+  std::string root_name, root_service;
+  size_t span_count = 0;
+  bool error = false;
+};
+
+class TraceFile {
+ public:
+  // Reads every line; unreadable lines are skipped and counted.
+  static absl::StatusOr<TraceFile> Load(const std::string& path);
+  // Parses one line (exposed for tests).
+  bool AddLine(const std::string& line);
+
+  std::vector<TraceSummary> Summaries() const;  // newest first
+  // Exact id or unique prefix; NOT_FOUND / FAILED_PRECONDITION (ambiguous).
+  absl::StatusOr<std::string> Resolve(const std::string& id_or_prefix) const;
+  const std::vector<SpanRecord>* Spans(const std::string& trace_id) const;
+  size_t skipped_lines() const { return skipped_; }
+
+ private:
+  std::map<std::string, std::vector<SpanRecord>> traces_;
+  size_t skipped_ = 0;
+};
+
+// $PRISM_TRACE_FILE, else ($PRISM_DATA_DIR or ./.prism)/traces.jsonl.
+std::string DefaultTraceFilePath();
+
+// "prism trace ls" table.
+void RenderList(const std::vector<TraceSummary>& traces, size_t limit, std::ostream& out);
+nlohmann::json ListJson(const std::vector<TraceSummary>& traces, size_t limit);
+
+struct WaterfallOptions {
+  int bar_width = 40;
+  bool attributes = false;  // print span attributes under each span
+  bool color = false;
+};
+// "prism trace show": the span tree with services, durations and bars.
+void RenderWaterfall(const std::string& trace_id, const std::vector<SpanRecord>& spans,
+                     const WaterfallOptions& options, std::ostream& out);
+nlohmann::json WaterfallJson(const std::string& trace_id, const std::vector<SpanRecord>& spans);
+
+std::string FormatDuration(uint64_t ns);
+
+}  // namespace prism::cli

@@ -1,0 +1,111 @@
+#include "trace_file.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace prism::cli {
+namespace {
+
+std::string Line(const std::string& service, const std::string& spans) {
+  return R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":")" +
+         service + R"("}}]},"scopeSpans":[{"scope":{"name":"x"},"spans":[)" + spans + "]}]}]}";
+}
+
+std::string Span(const std::string& trace, const std::string& id, const std::string& parent,
+                 const std::string& name, int kind, uint64_t start_ms, uint64_t end_ms,
+                 int status = 0, const std::string& message = "") {
+  std::string s =
+      R"({"traceId":")" + trace + R"(","spanId":")" + id + R"(","parentSpanId":")" + parent +
+      R"(","name":")" + name + R"(","kind":)" + std::to_string(kind) + R"(,"startTimeUnixNano":")" +
+      std::to_string(1700000000000000000ULL + start_ms * 1000000) + R"(","endTimeUnixNano":")" +
+      std::to_string(1700000000000000000ULL + end_ms * 1000000) +
+      R"(","attributes":[{"key":"prism.namespace","value":{"stringValue":"default"}},{"key":"n","value":{"intValue":"7"}}],"status":{)";
+  if (status) s += R"("code":)" + std::to_string(status);
+  if (!message.empty()) s += R"(,"message":")" + message + R"(")";
+  return s + "}}";
+}
+
+const std::string kT1 = "0af7651916cd43dd8448eb211c80319c";
+const std::string kT2 = "0af7651916cd43dd8448eb211c80319d";
+
+TraceFile Sample() {
+  TraceFile f;
+  f.AddLine(Line(
+      "prism-proxy",
+      Span(kT1, "1111111111111111", "", "prism.v1.KeyValue/Get", 2, 0, 100) + "," +
+          Span(kT1, "2222222222222222", "1111111111111111", "prism.auth.verify", 1, 0, 10) + "," +
+          Span(kT1, "3333333333333333", "1111111111111111", "prism.v1.KeyValue/Get", 3, 20, 100, 2,
+               "boom")));
+  f.AddLine(Line("prism-plugin-sqlite", Span(kT1, "4444444444444444", "3333333333333333",
+                                             "prism.v1.KeyValue/Get", 2, 30, 90)));
+  f.AddLine("not json");
+  f.AddLine(Line("other", Span(kT2, "5555555555555555", "", "x", 1, 200, 201)));
+  return f;
+}
+
+TEST(TraceFile, ListsTraces) {
+  TraceFile f = Sample();
+  EXPECT_EQ(f.skipped_lines(), 1u);
+  auto list = f.Summaries();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[1].trace_id, kT1);  // newest first
+  EXPECT_EQ(list[1].span_count, 4u);
+  EXPECT_TRUE(list[1].error);
+  EXPECT_EQ(list[1].root_name, "prism.v1.KeyValue/Get");
+  EXPECT_EQ(list[1].end_ns - list[1].start_ns, 100000000u);
+  std::ostringstream out;
+  RenderList(list, 10, out);
+  EXPECT_NE(out.str().find("✗ error"), std::string::npos);
+  EXPECT_NE(out.str().find("100.00 ms"), std::string::npos);
+}
+
+TEST(TraceFile, ResolvesPrefixes) {
+  TraceFile f = Sample();
+  EXPECT_EQ(*f.Resolve(kT1), kT1);
+  EXPECT_EQ(*f.Resolve("0AF7651916CD43DD8448EB211C80319C"), kT1);
+  EXPECT_EQ(f.Resolve("0af7").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(f.Resolve("ffff").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(f.Resolve("xyz").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*f.Resolve("0af7651916cd43dd8448eb211c80319d"), kT2);
+}
+
+TEST(TraceFile, DrawsTheWaterfall) {
+  TraceFile f = Sample();
+  std::ostringstream out;
+  WaterfallOptions o;
+  o.bar_width = 10;
+  RenderWaterfall(kT1, *f.Spans(kT1), o, out);
+  const std::string expected_rows =
+      "SPAN                         SERVICE              DURATION   TIMELINE\n"
+      "prism.v1.KeyValue/Get        prism-proxy          100.00 ms  |██████████|\n"
+      "├─ prism.auth.verify         prism-proxy           10.00 ms  |█         |\n"
+      "└─ prism.v1.KeyValue/Get     prism-proxy           80.00 ms  |  ████████|  ✗ boom\n"
+      "   └─ prism.v1.KeyValue/Get  prism-plugin-sqlite   60.00 ms  |   ██████ |\n";
+  std::string text = out.str();
+  EXPECT_NE(text.find("4 spans, 2 services, 1 with errors"), std::string::npos) << text;
+  EXPECT_NE(text.find(expected_rows), std::string::npos) << text;
+
+  auto j = WaterfallJson(kT1, *f.Spans(kT1));
+  ASSERT_EQ(j["spans"].size(), 4u);
+  EXPECT_EQ(j["spans"][3]["depth"], 2);
+  EXPECT_EQ(j["spans"][3]["service"], "prism-plugin-sqlite");
+  EXPECT_EQ(j["spans"][2]["status"]["code"], "ERROR");
+  EXPECT_EQ(j["spans"][0]["attributes"]["n"], 7);
+  EXPECT_TRUE(j["error"].get<bool>());
+}
+
+TEST(TraceFile, GarbageNeverCrashes) {
+  TraceFile f;
+  const char* lines[] = {"{}",
+                         "[]",
+                         "{\"resourceSpans\":3}",
+                         "{\"resourceSpans\":[1,{}]}",
+                         "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":1}]}]}]}",
+                         "\xff\xfe"};
+  for (const char* l : lines) f.AddLine(l);
+  EXPECT_TRUE(f.Summaries().empty());
+}
+
+}  // namespace
+}  // namespace prism::cli

@@ -1,0 +1,104 @@
+#include "auth.h"
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <cctype>
+
+namespace prism::proxy {
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  static const char* kHex = "0123456789abcdef";
+  std::string out(2 * SHA256_DIGEST_LENGTH, '0');
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string GenerateToken() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return {};
+  static const char* kHex = "0123456789abcdef";
+  std::string out = "prism_";
+  for (unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+std::optional<std::string_view> ParseBearer(std::string_view header) {
+  constexpr std::string_view kScheme = "bearer";
+  if (header.size() <= kScheme.size() + 1) return std::nullopt;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
+  }
+  if (header[kScheme.size()] != ' ') return std::nullopt;
+  std::string_view token = header.substr(kScheme.size() + 1);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  if (token.empty()) return std::nullopt;
+  return token;
+}
+
+bool IsLoopbackListenAddress(std::string_view a) {
+  if (a.rfind("unix:", 0) == 0 || a.rfind("unix-abstract:", 0) == 0) return true;
+  if (a.rfind("dns:", 0) == 0) a.remove_prefix(4);
+  if (a.rfind("ipv4:", 0) == 0) a.remove_prefix(5);
+  if (a.rfind("ipv6:", 0) == 0) a.remove_prefix(5);
+  std::string_view host = a;
+  if (!host.empty() && host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    host = host.substr(1, close - 1);
+  } else {
+    auto colon = host.rfind(':');
+    if (colon != std::string_view::npos) host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+Authorizer::Authorizer(std::vector<TokenConfig> tokens, bool anonymous_allowed)
+    : tokens_(std::move(tokens)), anonymous_allowed_(anonymous_allowed) {
+  for (size_t i = 0; i < tokens_.size(); ++i) by_hash_[tokens_[i].sha256] = static_cast<int>(i);
+}
+
+absl::StatusOr<Principal> Authorizer::Authenticate(
+    std::optional<std::string_view> authorization) const {
+  if (!authorization) {
+    if (anonymous_allowed_) return Principal{-1, "anonymous"};
+    return absl::UnauthenticatedError(
+        "missing access token: send metadata 'authorization: Bearer <token>' "
+        "(prism CLI: --token or PRISM_TOKEN)");
+  }
+  auto token = ParseBearer(*authorization);
+  if (!token) {
+    return absl::UnauthenticatedError(
+        "malformed authorization metadata: expected 'Bearer <token>'");
+  }
+  auto it = by_hash_.find(Sha256Hex(*token));
+  if (it == by_hash_.end()) return absl::UnauthenticatedError("unknown access token");
+  return Principal{it->second, tokens_[it->second].name};
+}
+
+absl::Status Authorizer::Authorize(const Principal& who, std::string_view ns,
+                                   uint8_t needed) const {
+  if (who.index < 0) return absl::OkStatus();  // anonymous callers exist only when allowed
+  const auto& rights = tokens_[who.index].rights;
+  uint8_t have = kNone;
+  if (auto it = rights.find(std::string(ns)); it != rights.end()) {
+    have = it->second;
+  } else if (auto all = rights.find("*"); all != rights.end()) {
+    have = all->second;
+  }
+  if ((have & needed) == needed) return absl::OkStatus();
+  return absl::PermissionDeniedError("token '" + tokens_[who.index].name + "' has no " +
+                                     RightsToString(needed) + " right on namespace '" +
+                                     std::string(ns) + "'");
+}
+
+}  // namespace prism::proxy

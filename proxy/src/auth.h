@@ -1,0 +1,55 @@
+#pragma once
+// Bearer-token authentication and per-namespace authorization. Tokens are
+// known only by their SHA-256; the token itself is never stored or logged.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "config.h"
+
+namespace prism::proxy {
+
+// Lower-case hex SHA-256 of `data` (OpenSSL).
+std::string Sha256Hex(std::string_view data);
+// 32 random bytes from OpenSSL's CSPRNG, hex encoded ("prism_" prefixed).
+std::string GenerateToken();
+
+// Extracts the token from an `authorization` header value: "Bearer <token>"
+// (scheme case-insensitive). nullopt when the header is not a bearer token.
+std::optional<std::string_view> ParseBearer(std::string_view header);
+
+// True for 127.0.0.0/8, ::1, localhost and unix: addresses.
+bool IsLoopbackListenAddress(std::string_view address);
+
+struct Principal {
+  int index = -1;  // into the token list; -1 = anonymous
+  std::string_view name;
+};
+
+class Authorizer {
+ public:
+  // `anonymous_rights`: rights of a caller that sends no token (every right
+  // when auth is off or the proxy listens on loopback only without tokens).
+  Authorizer(std::vector<TokenConfig> tokens, bool anonymous_allowed);
+
+  // UNAUTHENTICATED when the header is missing (and anonymous callers are not
+  // allowed), not a bearer token, or names an unknown token.
+  absl::StatusOr<Principal> Authenticate(std::optional<std::string_view> authorization) const;
+  // PERMISSION_DENIED when the principal lacks `needed` on `ns`.
+  absl::Status Authorize(const Principal& who, std::string_view ns, uint8_t needed) const;
+
+  bool anonymous_allowed() const { return anonymous_allowed_; }
+  size_t token_count() const { return tokens_.size(); }
+
+ private:
+  std::vector<TokenConfig> tokens_;
+  std::unordered_map<std::string, int> by_hash_;
+  bool anonymous_allowed_;
+};
+
+}  // namespace prism::proxy

@@ -1,0 +1,105 @@
+#pragma once
+// prism-proxy configuration: the YAML file (docs/config.md documents every
+// key), the embedded default, and flag overrides.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace prism::proxy {
+
+inline constexpr int kDefaultPort = 6051;
+inline constexpr const char* kDefaultListen = "127.0.0.1:6051";
+
+// Access rights, a bit set.
+enum Right : uint8_t { kNone = 0, kRead = 1, kWrite = 2 };
+
+struct PluginConfig {
+  // Exactly one of command / address. A command is launched and supervised
+  // by the proxy with `--listen unix://<private dir>/<namespace>.sock` and the
+  // settings appended as `--<key> <value>`.
+  std::vector<std::string> command;
+  std::string address;
+  std::map<std::string, std::string> settings;
+  bool launched() const { return !command.empty(); }
+};
+
+struct NamespaceConfig {
+  std::string name;
+  PluginConfig plugin;
+};
+
+struct TokenConfig {
+  std::string name;    // for logs and spans (never the token itself)
+  std::string sha256;  // lower-case hex of SHA-256(token)
+  // namespace (or "*" for all) -> rights
+  std::map<std::string, uint8_t> rights;
+};
+
+enum class AuthMode {
+  kAuto,      // tokens configured: required; none: anonymous on loopback,
+              // else a generated token printed at start
+  kRequired,  // a valid token always required
+  kNone,      // no checks (anonymous gets every right)
+};
+
+struct TracingConfig {
+  // Each is exported to the environment as the matching OTEL_* variable
+  // unless that variable is already set (the environment wins).
+  std::optional<std::string> service_name;   // OTEL_SERVICE_NAME
+  std::optional<std::string> sampler;        // OTEL_TRACES_SAMPLER
+  std::optional<std::string> sampler_arg;    // OTEL_TRACES_SAMPLER_ARG
+  std::optional<std::string> exporters;      // OTEL_TRACES_EXPORTER (comma list)
+  std::optional<std::string> otlp_endpoint;  // OTEL_EXPORTER_OTLP_ENDPOINT
+  std::optional<std::string> otlp_protocol;  // OTEL_EXPORTER_OTLP_PROTOCOL
+  std::optional<std::string> trace_file;     // PRISM_TRACE_FILE
+};
+
+struct SupervisionConfig {
+  std::chrono::milliseconds health_interval{1000};
+  std::chrono::milliseconds health_timeout{500};
+  std::chrono::milliseconds start_timeout{10000};
+  std::chrono::milliseconds restart_backoff_initial{200};
+  std::chrono::milliseconds restart_backoff_max{10000};
+  std::chrono::milliseconds stop_timeout{5000};
+};
+
+struct Config {
+  std::string source;  // file path, or "embedded default"
+  std::string listen = kDefaultListen;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string data_dir;  // default $PRISM_DATA_DIR or ./.prism
+  std::vector<NamespaceConfig> namespaces;
+  std::vector<TokenConfig> tokens;
+  AuthMode auth_mode = AuthMode::kAuto;
+  TracingConfig tracing;
+  SupervisionConfig supervision;
+  std::chrono::milliseconds drain_timeout{10000};
+  std::vector<std::string> plugin_dirs;  // searched before PATH
+};
+
+// Parses YAML text. Errors name the file, line, column and key, e.g.
+// "prism.yaml:7:5: namespaces.orders.plugin: set exactly one of 'command' or 'address'".
+absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& source_name);
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// The embedded default: namespace `default` on prism-plugin-sqlite in the data
+// directory.
+Config EmbeddedDefaultConfig(const std::string& data_dir);
+
+// $PRISM_DATA_DIR, else ./.prism
+std::string DefaultDataDir();
+
+// Fills defaults that depend on other keys (a sqlite/other launched plugin
+// without data-dir gets <data_dir>), checks cross-key rules.
+absl::Status FinalizeConfig(Config& config);
+
+std::string RightsToString(uint8_t rights);
+
+}  // namespace prism::proxy

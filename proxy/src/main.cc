@@ -1,0 +1,320 @@
+// prism-proxy: the gateway. See proxy/README.md and docs/config.md.
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/synchronization/mutex.h"
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "plugins.h"
+#include "prism/tracing/exporters/setup.h"
+#include "prism/tracing/global.h"
+#include "prism/tracing/propagation.h"
+#include "service.h"
+
+namespace fs = std::filesystem;
+using namespace prism::proxy;
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+void SetEnvIfUnset(const char* name, const std::optional<std::string>& value) {
+  if (!value) return;
+  const char* cur = std::getenv(name);
+  if (cur && *cur) return;  // the environment wins over the file
+  setenv(name, value->c_str(), 1);
+}
+
+bool ReadFile(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream s;
+  s << in.rdbuf();
+  out = s.str();
+  return true;
+}
+
+std::string MakeRuntimeDir() {
+  std::string base = "/tmp";
+  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x && access(x, W_OK) == 0) base = x;
+  std::string tmpl = base + "/prism-proxy-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) return {};
+  chmod(buf.data(), 0700);  // mkdtemp already does; be explicit
+  return buf.data();
+}
+
+// Host and port of a listen address (for printing and span attributes).
+void SplitHostPort(const std::string& addr, std::string& host, int& port) {
+  host = addr;
+  port = 0;
+  if (addr.rfind("unix:", 0) == 0) return;
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return;
+  if (addr.find(']') != std::string::npos && colon < addr.find(']')) return;
+  host = addr.substr(0, colon);
+  port = std::atoi(addr.c_str() + colon + 1);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Debian's abseil keeps mutex deadlock detection on, which grpc's mutexes
+  // pay for on every lock (GraphCycles in profiles); turn it off.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  CLI::App app{"prism-proxy: the prism data-access gateway (gRPC prism.v1.KeyValue)"};
+  std::string config_path, listen, data_dir, tls_cert, tls_key;
+  std::vector<std::string> plugin_dirs;
+  bool check_only = false;
+  app.add_option("-c,--config", config_path,
+                 "YAML configuration file (default: the embedded default, see docs/config.md)");
+  app.add_option("-l,--listen", listen,
+                 "listen address host:port or unix:///path (overrides 'listen'; default " +
+                     std::string(kDefaultListen) + ")");
+  app.add_option("--data-dir", data_dir,
+                 "data directory (overrides 'data_dir'; default $PRISM_DATA_DIR or ./.prism)");
+  app.add_option("--tls-cert", tls_cert, "PEM certificate chain file (enables TLS)");
+  app.add_option("--tls-key", tls_key, "PEM private key file (enables TLS)");
+  app.add_option("--plugin-dir", plugin_dirs, "directory searched first for plugin binaries");
+  app.add_flag("--check", check_only, "validate the configuration and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  // ---- configuration
+  absl::StatusOr<Config> loaded = config_path.empty()
+                                      ? absl::StatusOr<Config>(EmbeddedDefaultConfig(""))
+                                      : LoadConfigFile(config_path);
+  if (!loaded.ok()) {
+    std::cerr << "prism-proxy: invalid configuration: " << loaded.status().message() << "\n";
+    return kExitUsage;
+  }
+  Config config = std::move(*loaded);
+  if (!listen.empty()) config.listen = listen;
+  if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!tls_cert.empty()) config.tls_cert_file = tls_cert;
+  if (!tls_key.empty()) config.tls_key_file = tls_key;
+  for (auto& d : plugin_dirs) config.plugin_dirs.insert(config.plugin_dirs.begin(), d);
+  if (auto s = FinalizeConfig(config); !s.ok()) {
+    std::cerr << "prism-proxy: invalid configuration: " << s.message() << "\n";
+    return kExitUsage;
+  }
+  std::string tls_cert_pem, tls_key_pem;
+  if (!config.tls_cert_file.empty()) {
+    if (!ReadFile(config.tls_cert_file, tls_cert_pem)) {
+      std::cerr << "prism-proxy: invalid configuration: tls.cert_file: cannot read '"
+                << config.tls_cert_file << "'\n";
+      return kExitUsage;
+    }
+    if (!ReadFile(config.tls_key_file, tls_key_pem)) {
+      std::cerr << "prism-proxy: invalid configuration: tls.key_file: cannot read '"
+                << config.tls_key_file << "'\n";
+      return kExitUsage;
+    }
+  }
+  if (check_only) {
+    std::cout << "prism-proxy: configuration OK (" << config.source << ", "
+              << config.namespaces.size() << " namespace(s), " << config.tokens.size()
+              << " token(s))\n";
+    return 0;
+  }
+
+  // ---- data directory and trace file (set before any thread exists: setenv)
+  std::error_code ec;
+  fs::create_directories(config.data_dir, ec);
+  if (ec) {
+    std::cerr << "prism-proxy: cannot create data directory '" << config.data_dir
+              << "': " << ec.message() << "\n";
+    return kExitFailure;
+  }
+  fs::path trace_file;
+  if (config.tracing.trace_file && !std::getenv("PRISM_TRACE_FILE")) {
+    trace_file = *config.tracing.trace_file;
+  } else if (const char* t = std::getenv("PRISM_TRACE_FILE"); t && *t) {
+    trace_file = t;
+  } else {
+    trace_file = fs::path(config.data_dir) / "traces.jsonl";
+  }
+  trace_file = fs::absolute(trace_file, ec);
+  // Plugins inherit the environment: they append to the same trace file.
+  setenv("PRISM_TRACE_FILE", trace_file.c_str(), 1);
+  SetEnvIfUnset("OTEL_TRACES_SAMPLER", config.tracing.sampler);
+  SetEnvIfUnset("OTEL_TRACES_SAMPLER_ARG", config.tracing.sampler_arg);
+  SetEnvIfUnset("OTEL_TRACES_EXPORTER", config.tracing.exporters);
+  SetEnvIfUnset("OTEL_EXPORTER_OTLP_ENDPOINT", config.tracing.otlp_endpoint);
+  SetEnvIfUnset("OTEL_EXPORTER_OTLP_PROTOCOL", config.tracing.otlp_protocol);
+  std::string service_name = config.tracing.service_name.value_or("prism-proxy");
+
+  // ---- auth policy
+  bool loopback = IsLoopbackListenAddress(config.listen);
+  bool anonymous = false;
+  std::string generated_token;
+  std::vector<TokenConfig> tokens = config.tokens;
+  std::string auth_line;
+  switch (config.auth_mode) {
+    case AuthMode::kNone:
+      anonymous = true;
+      auth_line = "auth: off (auth.mode: none) - every caller has every right";
+      break;
+    case AuthMode::kRequired:
+      auth_line = "auth: a token is required (" + std::to_string(tokens.size()) + " configured)";
+      break;
+    case AuthMode::kAuto:
+      if (!tokens.empty()) {
+        auth_line = "auth: a token is required (" + std::to_string(tokens.size()) + " configured)";
+      } else if (loopback) {
+        anonymous = true;
+        auth_line = "auth: no token needed (listening on loopback only)";
+      } else {
+        generated_token = GenerateToken();
+        if (generated_token.empty()) {
+          std::cerr << "prism-proxy: cannot generate an access token\n";
+          return kExitFailure;
+        }
+        tokens.push_back(TokenConfig{"generated",
+                                     Sha256Hex(generated_token),
+                                     {{"*", static_cast<uint8_t>(kRead | kWrite)}}});
+        auth_line =
+            "auth: not on loopback and no tokens configured; generated token (valid "
+            "until exit, all namespaces): " +
+            generated_token + "\n  export PRISM_TOKEN=" + generated_token;
+      }
+      break;
+  }
+  Authorizer authorizer(std::move(tokens), anonymous);
+
+  // ---- signals: handled by sigwait in main; every thread inherits the mask
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  // ---- tracing
+  prism::tracing::ExporterDefaults defaults;
+  defaults.traces_exporter = "file";
+  defaults.add_otlp_when_endpoint_set = true;
+  defaults.trace_file = trace_file.string();
+  auto provider = prism::tracing::InitTracingFromEnvironment(service_name, defaults);
+  prism::tracing::SetGlobalPropagator(prism::tracing::PropagatorFromEnvironment());
+  auto exporters = prism::tracing::TracesExportersFromEnvironment(defaults);
+
+  // ---- plugins
+  std::string runtime_dir = MakeRuntimeDir();
+  if (runtime_dir.empty()) {
+    std::cerr << "prism-proxy: cannot create a private runtime directory for plugin sockets\n";
+    return kExitFailure;
+  }
+  Supervisor supervisor(config, runtime_dir);
+  if (auto s = supervisor.Prepare(); !s.ok()) {
+    std::cerr << "prism-proxy: " << s.message() << "\n";
+    fs::remove_all(runtime_dir, ec);
+    return kExitFailure;
+  }
+  supervisor.Start();
+  if (!supervisor.WaitUntilServing(config.supervision.start_timeout)) {
+    LogWarn("some plugins are not serving yet; their namespaces answer UNAVAILABLE until they are");
+  }
+
+  // ---- server
+  std::string host;
+  int port = 0;
+  SplitHostPort(config.listen, host, port);
+  ServiceOptions sopts;
+  sopts.listen_host = host;
+  sopts.listen_port = port;
+  ProxyService service(authorizer, supervisor, sopts);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!tls_cert_pem.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({tls_key_pem, tls_cert_pem});
+    creds = grpc::SslServerCredentials(ssl);
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  int selected_port = 0;
+  builder.AddListeningPort(config.listen, creds, &selected_port);
+  builder.RegisterCallbackGenericService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || (config.listen.rfind("unix:", 0) != 0 && selected_port == 0)) {
+    std::cerr << "prism-proxy: cannot listen on " << config.listen
+              << " (address in use or invalid?)\n";
+    supervisor.Stop();
+    provider->Shutdown();
+    fs::remove_all(runtime_dir, ec);
+    return kExitFailure;
+  }
+  std::string where = config.listen;
+  if (selected_port != 0 && selected_port != port) {
+    where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+            std::to_string(selected_port);
+  }
+  if (selected_port) {
+    // Spans report the real port (e.g. when listening on :0).
+    service.set_listen_port(selected_port);
+  }
+
+  std::ostringstream banner;
+  banner << "prism-proxy listening on " << where << (tls_cert_pem.empty() ? "" : " (TLS)")
+         << " (config: " << config.source << ")\n";
+  for (const auto& b : supervisor.backends()) {
+    banner << "  namespace " << b->ns() << " -> " << b->plugin_name()
+           << (b->launched() ? " (launched)" : "") << "\n";
+  }
+  banner << "  " << auth_line << "\n";
+  bool any = false;
+  for (const auto& e : exporters) {
+    if (e == "file") {
+      banner << "  traces -> " << trace_file.string() << " (prism trace ls)\n";
+    } else if (e == "otlp") {
+      const char* ep = std::getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+      if (!ep || !*ep) ep = std::getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+      banner << "  traces -> OTLP " << (ep && *ep ? ep : "(default endpoint)") << "\n";
+    } else if (e == "console") {
+      banner << "  traces -> console (stderr)\n";
+    } else {
+      continue;
+    }
+    any = true;
+  }
+  if (!any || provider->disabled()) banner << "  traces -> nowhere (tracing off)\n";
+  std::cout << banner.str() << std::flush;
+
+  // ---- run until SIGTERM / SIGINT
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LogInfo(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+          "; draining in-flight calls");
+  server->Shutdown(std::chrono::system_clock::now() + config.drain_timeout);
+  server->Wait();
+  LogInfo("in-flight calls drained; stopping plugins");
+  supervisor.Stop();
+  LogInfo("plugins stopped; flushing spans");
+  provider->ForceFlush();
+  provider->Shutdown();
+  fs::remove_all(runtime_dir, ec);
+  LogInfo("stopped");
+  return 0;
+}

@@ -1,0 +1,301 @@
+#include "service.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/byte_buffer.h>
+
+#include <atomic>
+#include <chrono>
+
+#include "prism/grpc_tracing/carriers.h"
+#include "prism/grpc_tracing/semconv.h"
+#include "prism/tracing/context.h"
+#include "prism/tracing/global.h"
+#include "prism/tracing/ids.h"
+#include "prism/tracing/version.h"
+#include "wire.h"
+
+namespace prism::proxy {
+namespace {
+
+namespace pt = prism::tracing;
+namespace gt = prism::grpc_tracing;
+
+constexpr MethodInfo kMethods[] = {
+    {"/prism.v1.KeyValue/Get", "Get", "prism.v1.KeyValue/Get", "get", kRead},
+    {"/prism.v1.KeyValue/Set", "Set", "prism.v1.KeyValue/Set", "set", kWrite},
+    {"/prism.v1.KeyValue/Delete", "Delete", "prism.v1.KeyValue/Delete", "delete", kWrite},
+    {"/prism.v1.KeyValue/Exists", "Exists", "prism.v1.KeyValue/Exists", "exists", kRead},
+    {"/prism.v1.KeyValue/BatchGet", "BatchGet", "prism.v1.KeyValue/BatchGet", "batch_get", kRead},
+    {"/prism.v1.KeyValue/BatchSet", "BatchSet", "prism.v1.KeyValue/BatchSet", "batch_set", kWrite},
+    {"/prism.v1.KeyValue/BatchDelete", "BatchDelete", "prism.v1.KeyValue/BatchDelete",
+     "batch_delete", kWrite},
+};
+
+std::optional<std::string_view> FindMetadata(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& md, std::string_view key) {
+  auto it = md.find(grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return std::nullopt;
+  return std::string_view(it->second.data(), it->second.size());
+}
+
+// A caller's request id is kept when it is 1-128 visible ASCII characters.
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& message) {
+  if (!span.IsRecording()) return;
+  std::string_view name = gt::StatusCodeName(code);
+  span.RecordException(std::string("grpc.") + std::string(name), message);
+  span.SetAttribute(gt::attr::kErrorType, name);
+  span.SetStatus(pt::StatusCode::kError, message);
+}
+
+void AddAttributes(pt::Span& span, pt::Attributes attributes) {
+  for (auto& kv : attributes) span.SetAttribute(kv.key, std::move(kv.value));
+}
+
+class ForwardReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  ForwardReactor(const ProxyService& svc, grpc::GenericCallbackServerContext* ctx,
+                 const MethodInfo* method)
+      : svc_(svc), ctx_(ctx), method_(method) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client half-closed (or cancelled) without sending a request.
+      Begin();
+      FinishWith(grpc::Status(grpc::INVALID_ARGUMENT, "no request message was sent"), true);
+      return;
+    }
+    Begin();
+    Handle();
+  }
+
+  void OnWriteDone(bool /*ok*/) override {}
+
+  void OnCancel() override {
+    if (forwarding_.load(std::memory_order_acquire)) client_ctx_->TryCancel();
+  }
+
+  void OnDone() override {
+    server_span_.End();
+    delete this;
+  }
+
+ private:
+  // Extracts the caller's context, starts the SERVER span, sets the response
+  // metadata (request id, trace id).
+  void Begin() {
+    const auto& md = ctx_->client_metadata();
+    gt::ServerMetadataCarrier carrier(md);
+    parent_ = svc_.propagator().Extract(carrier, pt::Context());
+
+    if (auto rid = FindMetadata(md, "x-request-id"); rid && ValidRequestId(*rid)) {
+      request_id_ = std::string(*rid);
+    } else {
+      request_id_ = pt::GenerateTraceId().ToHex();
+    }
+
+    pt::StartSpanOptions opts;
+    opts.kind = pt::SpanKind::kServer;
+    opts.parent = parent_.span_context();
+    opts.root = !parent_.span_context().IsValid();
+    server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts));
+    if (server_span_.IsRecording()) {
+      auto& s = server_span_;
+      AddAttributes(s, gt::RpcStartAttributes(gt::SplitMethod(method_->path),
+                                              {svc_.options().listen_host, svc_.listen_port()}));
+      gt::Endpoint peer = gt::ParsePeer(ctx_->peer());
+      if (!peer.address.empty()) s.SetAttribute(gt::attr::kNetworkPeerAddress, peer.address);
+      if (peer.port) s.SetAttribute(gt::attr::kNetworkPeerPort, peer.port);
+      s.SetAttribute("prism.request_id", request_id_);
+      s.SetAttribute("prism.operation", method_->operation);
+    }
+    trace_id_ = server_span_.context().trace_id().ToHex();
+    ctx_->AddInitialMetadata("x-request-id", request_id_);
+    ctx_->AddInitialMetadata("x-trace-id", trace_id_);
+  }
+
+  void Handle() {
+    // 1. The namespace, read from field 1 of the raw request.
+    auto ns = ReadNamespace(request_);
+    if (!ns.ok()) {
+      FinishWith(ToGrpc(ns.status()), true);
+      return;
+    }
+    ns_ = std::move(*ns);
+    server_span_.SetAttribute("prism.namespace", ns_);
+    if (ns_.empty()) {
+      FinishWith(grpc::Status(grpc::INVALID_ARGUMENT,
+                              "the request names no namespace (field 1 'namespace' is empty)"),
+                 true);
+      return;
+    }
+
+    // 2. Authentication and authorization.
+    {
+      pt::StartSpanOptions o;
+      o.parent = server_span_.context();
+      pt::Span auth = svc_.tracer().StartSpan("prism.auth.verify", std::move(o));
+      const auto& md = ctx_->client_metadata();
+      auto who = svc_.auth().Authenticate(FindMetadata(md, "authorization"));
+      absl::Status st = who.ok() ? svc_.auth().Authorize(*who, ns_, method_->right) : who.status();
+      if (auth.IsRecording()) {
+        auth.SetAttribute("prism.namespace", ns_);
+        auth.SetAttribute("prism.access", method_->right == kRead ? "read" : "write");
+        if (who.ok()) auth.SetAttribute("prism.principal", std::string(who->name));
+      }
+      if (!st.ok()) {
+        grpc::Status gs = ToGrpc(st);
+        RecordError(auth, gs.error_code(), gs.error_message());
+        auth.End();
+        FinishWith(gs, true);
+        return;
+      }
+    }
+
+    // 3. Routing: namespace -> plugin.
+    {
+      pt::StartSpanOptions o;
+      o.parent = server_span_.context();
+      pt::Span route = svc_.tracer().StartSpan("prism.routing.select_plugin", std::move(o));
+      route.SetAttribute("prism.namespace", ns_);
+      PluginBackend* backend = svc_.plugins().Find(ns_);
+      if (!backend) {
+        grpc::Status gs(grpc::NOT_FOUND, "unknown namespace '" + ns_ + "'");
+        RecordError(route, gs.error_code(), gs.error_message());
+        route.End();
+        FinishWith(gs, true);
+        return;
+      }
+      plugin_name_ = &backend->plugin_name();
+      route.SetAttribute("prism.plugin", backend->plugin_name());
+      endpoint_ = backend->endpoint();
+      if (!endpoint_) {
+        grpc::Status gs(grpc::UNAVAILABLE, "plugin " + backend->plugin_name() + " for namespace '" +
+                                               ns_ + "' is down (" + backend->down_reason() + ")");
+        RecordError(route, gs.error_code(), gs.error_message());
+        route.End();
+        FinishWith(gs, true);
+        return;
+      }
+    }
+
+    // 4. Forward the raw bytes; the CLIENT span's context travels in the metadata.
+    // The caller's deadline travels to the plugin; a cancelled caller cancels
+    // the forwarded call (OnCancel). Cheaper than FromCallbackServerContext,
+    // which also links census contexts.
+    client_ctx_ = std::make_unique<grpc::ClientContext>();
+    client_ctx_->set_deadline(ctx_->deadline());
+    forwarding_.store(true, std::memory_order_release);
+    pt::StartSpanOptions o;
+    o.kind = pt::SpanKind::kClient;
+    o.parent = server_span_.context();
+    client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o));
+    if (client_span_.IsRecording()) {
+      AddAttributes(client_span_,
+                    gt::RpcStartAttributes(gt::SplitMethod(method_->path), endpoint_->server));
+      client_span_.SetAttribute("prism.plugin", *plugin_name_);
+    }
+    {
+      gt::ClientContextCarrier out(*client_ctx_);
+      svc_.propagator().Inject(parent_.WithSpanContext(client_span_.context()), out);
+    }
+    client_ctx_->AddMetadata("x-request-id", request_id_);
+    endpoint_->stub->UnaryCall(client_ctx_.get(), method_->path, grpc::StubOptions(), &request_,
+                               &response_, [this](grpc::Status s) { OnPluginDone(std::move(s)); });
+  }
+
+  void OnPluginDone(grpc::Status s) {
+    gt::SetRpcStatus(client_span_, s, /*server_side=*/false);
+    if (!s.ok()) RecordError(client_span_, s.error_code(), s.error_message());
+    client_span_.End();
+    if (s.ok()) {
+      FinishWith(s, false);
+      return;
+    }
+    if (s.error_code() == grpc::UNAVAILABLE) {
+      s = grpc::Status(grpc::UNAVAILABLE, "plugin " + *plugin_name_ + " for namespace '" + ns_ +
+                                              "' is unavailable: " + s.error_message());
+    }
+    FinishWith(s, false);
+  }
+
+  // `proxy_decided`: the proxy itself refused the call (auth, routing, bad
+  // input) - recorded as an error on the SERVER span with an exception event.
+  void FinishWith(const grpc::Status& s, bool proxy_decided) {
+    gt::SetRpcStatus(server_span_, s, /*server_side=*/true);
+    if (!s.ok() && (proxy_decided || gt::IsServerError(s.error_code()))) {
+      RecordError(server_span_, s.error_code(), s.error_message());
+    }
+    if (s.ok()) {
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), s);
+    } else {
+      // Errors may travel as trailers-only: repeat the ids in the trailers.
+      ctx_->AddTrailingMetadata("x-request-id", request_id_);
+      ctx_->AddTrailingMetadata("x-trace-id", trace_id_);
+      Finish(s);
+    }
+  }
+
+  const ProxyService& svc_;
+  grpc::GenericCallbackServerContext* ctx_;
+  const MethodInfo* method_;
+  grpc::ByteBuffer request_, response_;
+  pt::Context parent_;
+  pt::Span server_span_, client_span_;
+  std::string request_id_, trace_id_, ns_;
+  const std::string* plugin_name_ = nullptr;
+  std::shared_ptr<const Endpoint> endpoint_;
+  std::unique_ptr<grpc::ClientContext> client_ctx_;
+  std::atomic<bool> forwarding_{false};
+};
+
+// Anything but the KeyValue methods.
+class UnimplementedReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit UnimplementedReactor(const std::string& method) {
+    Finish(grpc::Status(grpc::UNIMPLEMENTED,
+                        "prism-proxy serves prism.v1.KeyValue only; unknown method '" +
+                            method.substr(0, 200) + "'"));
+  }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+const MethodInfo* FindMethod(std::string_view path) {
+  for (const auto& m : kMethods) {
+    if (path == m.path) return &m;
+  }
+  return nullptr;
+}
+
+ProxyService::ProxyService(const Authorizer& auth, const Supervisor& plugins,
+                           ServiceOptions options)
+    : auth_(auth),
+      plugins_(plugins),
+      options_(std::move(options)),
+      listen_port_(options_.listen_port),
+      tracer_(pt::GetTracer("prism-proxy", std::string(pt::kSdkVersion))),
+      propagator_(pt::GlobalPropagator()) {}
+
+grpc::ServerGenericBidiReactor* ProxyService::CreateReactor(
+    grpc::GenericCallbackServerContext* ctx) {
+  const MethodInfo* m = FindMethod(ctx->method());
+  if (!m) return new UnimplementedReactor(ctx->method());
+  return new ForwardReactor(*this, ctx, m);
+}
+
+}  // namespace prism::proxy

@@ -1,0 +1,107 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+namespace prism::proxy {
+namespace {
+
+constexpr const char* kGood = R"(
+listen: 0.0.0.0:7000
+data_dir: /var/lib/prism
+namespaces:
+  default:
+    plugin:
+      command: [prism-plugin-sqlite]
+  cache:
+    plugin:
+      address: unix:///run/cache.sock
+tokens:
+  - name: app
+    sha256: 2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824
+    rights:
+      default: [read, write]
+      cache: read
+tracing:
+  sampler: parentbased_traceidratio
+  sampler_arg: "0.01"
+  exporters: [file, otlp]
+supervision:
+  health_interval: 2s
+  restart_backoff_initial: 100ms
+)";
+
+TEST(Config, ParsesEveryKey) {
+  auto c = ParseConfig(kGood, "prism.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "0.0.0.0:7000");
+  ASSERT_EQ(c->namespaces.size(), 2u);
+  EXPECT_EQ(c->namespaces[0].plugin.command[0], "prism-plugin-sqlite");
+  EXPECT_EQ(c->namespaces[1].plugin.address, "unix:///run/cache.sock");
+  ASSERT_EQ(c->tokens.size(), 1u);
+  EXPECT_EQ(c->tokens[0].sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+  EXPECT_EQ(c->tokens[0].rights.at("default"), kRead | kWrite);
+  EXPECT_EQ(c->tokens[0].rights.at("cache"), kRead);
+  EXPECT_EQ(*c->tracing.exporters, "file,otlp");
+  EXPECT_EQ(c->supervision.health_interval.count(), 2000);
+  EXPECT_EQ(c->supervision.restart_backoff_initial.count(), 100);
+  ASSERT_TRUE(FinalizeConfig(*c).ok());
+  EXPECT_EQ(c->namespaces[0].plugin.settings.at("data-dir"), "/var/lib/prism");
+}
+
+struct BadCase {
+  const char* yaml;
+  const char* expect;  // substring of the message
+};
+
+TEST(Config, ErrorsNameKeyAndLine) {
+  const BadCase cases[] = {
+      {"listen: x\nnamespaces:\n  a:\n    plugin:\n      comand: [x]\n",
+       "f.yaml:5:7: namespaces.a.plugin.comand: unknown key"},
+      {"namespaces:\n  a:\n    plugin:\n      command: [x]\n      address: y\n",
+       "f.yaml:4:7: namespaces.a.plugin: set exactly one"},
+      {"listen: [1, 2]\nnamespaces: {a: {plugin: {command: x}}}\n", "f.yaml:1:9: listen:"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntokens:\n  - name: t\n    sha256: abc\n"
+       "    rights: {a: read}\n",
+       "f.yaml:4:13: tokens[0].sha256: expected 64 hex digits"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntokens:\n  - name: t\n    sha256: "
+       "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\n"
+       "    rights: {b: read}\n",
+       "tokens[0].rights.b: no such namespace"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntokens:\n  - name: t\n    sha256: "
+       "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\n"
+       "    rights: {a: [read, delete]}\n",
+       "unknown right 'delete'"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: sometimes\n",
+       "f.yaml:3:12: tracing.sampler: unknown sampler"},
+      {"namespaces: {a: {plugin: {command: x}}}\nsupervision:\n  health_interval: soon\n",
+       "f.yaml:3:20: supervision.health_interval"},
+      {"namespaces:\n  - a\n", "f.yaml:2:3: namespaces: expected a mapping"},
+      {"listen: 1.2.3.4:5\n", "namespaces: missing"},
+      {"namespaces: {a: {plugin: {command: x}}\n", "f.yaml:"},  // unbalanced
+      {"namespaces: {'bad name': {plugin: {command: x}}}\n", "namespaces.bad name:"},
+      {"", "the file is empty"},
+      {"namespaces: {a: {plugin: {address: x, settings: {k: v}}}}\n",
+       "namespaces.a.plugin.settings"},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseConfig(c.yaml, "f.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(r.status().message()).find(c.expect), std::string::npos)
+        << "got: " << r.status().message() << "\nwanted: " << c.expect;
+  }
+}
+
+TEST(Config, EmbeddedDefault) {
+  Config c = EmbeddedDefaultConfig("/tmp/d");
+  ASSERT_TRUE(FinalizeConfig(c).ok());
+  ASSERT_EQ(c.namespaces.size(), 1u);
+  EXPECT_EQ(c.namespaces[0].name, "default");
+  EXPECT_EQ(c.namespaces[0].plugin.command[0], "prism-plugin-sqlite");
+  EXPECT_EQ(c.namespaces[0].plugin.settings.at("data-dir"), "/tmp/d");
+  EXPECT_EQ(c.listen, kDefaultListen);
+}
+
+}  // namespace
+}  // namespace prism::proxy
