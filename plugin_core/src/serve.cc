@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "absl/synchronization/mutex.h"
 #include "prism/grpc_tracing/semconv.h"
 #include "prism/grpc_tracing/server.h"
 #include "prism/plugin/log.h"
@@ -163,6 +164,9 @@ absl::StatusOr<ServeOptions> ParseCommandLine(int argc, const char* const* argv,
 }
 
 int Serve(int argc, char** argv, PluginDefinition def) {
+  // Debian's abseil keeps mutex deadlock detection on, which grpc's mutexes
+  // pay for on every lock; plugins are on the request path, so turn it off.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const std::string service_name = "prism-plugin-" + def.name;
   SetLogName(service_name);
   absl::StatusOr<ServeOptions> opts = ParseCommandLine(argc, argv, def);
