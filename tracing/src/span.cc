@@ -73,7 +73,7 @@ void Span::SetAttribute(std::string_view key, AttributeValue value) {
 
 void Span::AddEvent(std::string_view name, Attributes attributes) {
   if (!data_) return;
-  AddEvent(name, internal::WallNanos(), std::move(attributes));
+  AddEvent(name, internal::Now().wall_nanos, std::move(attributes));
 }
 
 void Span::AddEvent(std::string_view name, uint64_t time_unix_nano, Attributes attributes) {

@@ -16,10 +16,14 @@ Span Tracer::StartSpan(std::string_view name, SpanKind kind) const {
   if (!shared_) return Span(CurrentSpanContext());  // disabled: as cheap as it gets
   StartSpanOptions options;
   options.kind = kind;
-  return StartSpan(name, std::move(options));
+  return Start(name, options);
 }
 
 Span Tracer::StartSpan(std::string_view name, StartSpanOptions options) const {
+  return Start(name, options);
+}
+
+Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
   const SpanContext& parent = options.root     ? SpanContext::Invalid()
                               : options.parent ? *options.parent
                                                : CurrentSpanContext();
@@ -56,8 +60,9 @@ Span Tracer::StartSpan(std::string_view name, StartSpanOptions options) const {
   }
   data->name = std::string(name);
   data->kind = options.kind;
-  int64_t steady = internal::SteadyNanos();
-  data->start_unix_nano = options.start_unix_nano ? options.start_unix_nano : internal::WallNanos();
+  const internal::ClockReading now = internal::Now();
+  const int64_t steady = now.steady_nanos;
+  data->start_unix_nano = options.start_unix_nano ? options.start_unix_nano : now.wall_nanos;
   const SpanLimits& limits = provider.limits;
   if (options.attributes.size() + result.attributes.size() <= limits.attribute_count &&
       limits.attribute_value_length == std::numeric_limits<uint32_t>::max() &&

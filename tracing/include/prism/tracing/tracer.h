@@ -45,6 +45,8 @@ class Tracer {
   friend class TracerProvider;
   explicit Tracer(std::shared_ptr<const internal::TracerShared> shared)
       : shared_(std::move(shared)) {}
+  // Takes attributes and links out of `options`.
+  Span Start(std::string_view name, StartSpanOptions& options) const;
   std::shared_ptr<const internal::TracerShared> shared_;
 };
 
