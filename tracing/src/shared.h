@@ -20,6 +20,7 @@ struct ProviderShared {
   SpanLimits limits;
   std::unique_ptr<SpanProcessor> processor;
   std::atomic<bool> shut_down{false};
+  bool log_diagnostics_at_shutdown = false;
 };
 
 // What exported spans need to know of their tracer; shared by its spans.

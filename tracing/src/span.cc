@@ -39,6 +39,8 @@ void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint
     ++dropped;
     return;
   }
+  // Spans that get attributes usually get several: skip the 1-2-4 growth.
+  if (attrs.size() == attrs.capacity() && attrs.capacity() < 8) attrs.reserve(8);
   attrs.push_back(KeyValue{std::string(key), std::move(value)});
 }
 }  // namespace internal

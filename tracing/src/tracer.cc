@@ -96,6 +96,7 @@ TracerProvider::TracerProvider(TracerProviderOptions options) {
   shared_->sampler =
       options.sampler ? std::move(options.sampler) : MakeParentBasedSampler(MakeAlwaysOnSampler());
   shared_->limits = options.limits;
+  shared_->log_diagnostics_at_shutdown = options.log_diagnostics_at_shutdown;
   if (options.processors.size() == 1) {
     shared_->processor = std::move(options.processors.front());
   } else if (!options.processors.empty()) {
@@ -128,8 +129,8 @@ bool TracerProvider::Shutdown(Timeout timeout) {
   if (!shared_) return true;
   if (shared_->shut_down.exchange(true)) return true;
   bool ok = shared_->processor ? shared_->processor->Shutdown(timeout) : true;
-  if (auto level = env::GetEnum("OTEL_LOG_LEVEL"); level && *level == "debug") {
-    internal::Log(internal::LogLevel::kDebug, "shutdown: " + Diagnostics().ToString());
+  if (shared_->log_diagnostics_at_shutdown) {
+    internal::Log(internal::LogLevel::kInfo, "tracing shut down: " + Diagnostics().ToString());
   }
   return ok;
 }

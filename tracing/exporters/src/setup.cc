@@ -28,17 +28,6 @@ std::vector<std::string> SplitList(std::string_view text) {
   return out;
 }
 
-// Last in the pipeline: logs the self-diagnostics when the provider shuts down.
-class DiagnosticsAtShutdown : public SpanProcessor {
- public:
-  void OnEnd(std::unique_ptr<SpanData>) override {}
-  bool ForceFlush(Timeout) override { return true; }
-  bool Shutdown(Timeout) override {
-    internal::Log(internal::LogLevel::kInfo, "tracing shut down: " + Diagnostics().ToString());
-    return true;
-  }
-};
-
 }  // namespace
 
 std::vector<std::string> TracesExportersFromEnvironment(const ExporterDefaults& defaults) {
@@ -93,9 +82,7 @@ std::shared_ptr<TracerProvider> InitTracingFromEnvironment(std::string_view defa
     options.sampler = SamplerFromEnvironment();
     options.limits = SpanLimits::FromEnvironment();
     options.processors = ProcessorsFromEnvironment(defaults);
-    if (defaults.log_diagnostics_at_shutdown) {
-      options.processors.push_back(std::make_unique<DiagnosticsAtShutdown>());
-    }
+    options.log_diagnostics_at_shutdown = defaults.log_diagnostics_at_shutdown;
   }
   auto provider = std::make_shared<TracerProvider>(std::move(options));
   if (defaults.set_global) SetGlobalTracerProvider(provider);

@@ -57,6 +57,8 @@ struct TracerProviderOptions {
   std::vector<std::unique_ptr<SpanProcessor>> processors;
   // True makes every tracer a no-op (OTEL_SDK_DISABLED=true).
   bool disabled = false;
+  // Log the self-diagnostics counters (info level) when shut down.
+  bool log_diagnostics_at_shutdown = false;
 };
 
 class TracerProvider {
