@@ -1,14 +1,3 @@
 #!/bin/sh
-# Installs the interop receiver's npm packages (pinned by package-lock.json)
-# when node_modules is missing or older than the lock file.
-set -eu
-cd "$(dirname "$0")"
-if ! command -v npm >/dev/null 2>&1; then
-  echo "tools/interop/install.sh: npm not found (scripts/bootstrap.sh installs it)" >&2
-  exit 1
-fi
-stamp=node_modules/.package-lock.json
-if [ -f "$stamp" ] && [ ! package-lock.json -nt "$stamp" ] && [ ! package.json -nt "$stamp" ]; then
-  exit 0
-fi
-npm ci --no-audit --no-fund --loglevel=error
+# This peer's npm packages (pinned by package-lock.json), installed when stale.
+exec "$(dirname "$0")/../../scripts/npm-ci-if-stale.sh" "$(dirname "$0")"

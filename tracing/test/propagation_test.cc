@@ -14,9 +14,12 @@
 #include <vector>
 
 #include "prism/tracing/carriers.h"
+#include "scoped_env.h"
 
 namespace prism::tracing {
 namespace {
+
+using testing::ScopedEnv;
 
 constexpr char kTraceIdHex[] = "4bf92f3577b34da6a3ce929d0e0e4736";
 constexpr char kSpanIdHex[] = "00f067aa0ba902b7";
@@ -482,28 +485,6 @@ TEST(W3CCompositePropagator, InjectExtractFields) {
 
 // ---- OTEL_PROPAGATORS -----------------------------------------------------------------
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = getenv(name)) old_ = old;
-    if (value) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      setenv(name_, old_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 TEST(W3CPropagatorFromEnvironment, Table) {
   const std::vector<std::string> kBoth{"traceparent", "tracestate", "baggage"};

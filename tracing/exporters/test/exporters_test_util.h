@@ -11,6 +11,7 @@
 
 #include "prism/tracing/processor.h"
 #include "prism/tracing/tracer.h"
+#include "scoped_env.h"
 
 namespace prism::tracing::testing {
 
@@ -87,28 +88,5 @@ inline std::unique_ptr<SpanData> MakeSampledSpanData(std::string name = "span") 
   return s;
 }
 
-// Sets an environment variable for the scope of the object.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    if (value) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_.c_str(), old_.c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
 
 }  // namespace prism::tracing::testing
