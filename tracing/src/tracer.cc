@@ -7,11 +7,6 @@
 
 namespace prism::tracing {
 
-namespace internal {
-void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
-                  std::string_view key, AttributeValue value);
-}
-
 Span Tracer::StartSpan(std::string_view name, SpanKind kind) const {
   if (!shared_) return Span(CurrentSpanContext());  // disabled: as cheap as it gets
   StartSpanOptions options;
