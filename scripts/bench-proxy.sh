@@ -107,6 +107,7 @@ record() {  # label json
 }
 
 echo "bench-proxy: Get, $CONCURRENCY in flight, ${DURATION}s per run, $ROUNDS rounds, $(nproc) CPUs"
+MODES=(off ratio on)
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round"
   port=$(free_port)
@@ -121,7 +122,10 @@ for round in $(seq 1 "$ROUNDS"); do
   record direct "$J"
   record_single direct "$(run_single "127.0.0.1:$port")"
   stop_pid "$MEM_PID"
-  for mode in off ratio on; do
+  # The proxy modes run in a rotated order so that none always runs first
+  # (the machine's speed drifts within a round too).
+  for i in 0 1 2; do
+    mode=${MODES[$(( (i + round - 1) % 3 ))]}
     start_proxy "$mode"
     c0=$(cpu_of "$PROXY_PID")
     J=$(run_load "$mode" "$PROXY_ADDR")
@@ -153,7 +157,20 @@ TABLE=$(mktemp)
   done
   d50=$(median "${P50[direct]}"); o50=$(median "${P50[off]}")
   d1=$(median "${LAT1[direct]}"); o1=$(median "${LAT1[off]}")
-  python3 -c "print(f'\nproxy p50 / direct p50, tracing off: {$o50/$d50:.2f}x at $CONCURRENCY in flight, {$o1/$d1:.2f}x at 1 in flight')"
+  python3 -c "print(f'\nproxy p50 / direct p50, tracing off: {$o50/$d50:.2f}x at $CONCURRENCY in flight, {$o1/$d1:.2f}x at 1 in flight (medians of the rounds)')"
+  # Paired figures: each round's ratio against the same round's run, then
+  # the median over rounds - robust against the machine's drift.
+  python3 - "${RATE[off]}" "${RATE[ratio]}" "${RATE[on]}" "${P50[direct]}" "${P50[off]}" <<'PY'
+import statistics, sys
+off, ratio, on, p50d, p50o = ([float(x) for x in a.split()] for a in sys.argv[1:6])
+def show(label, xs, fmt):
+    print(f"- {label}: median {fmt(statistics.median(xs))} (rounds: {', '.join(fmt(x) for x in xs)})")
+pct = lambda x: f"{100 * (x - 1):+.1f}%"
+print("\nPaired per round (median, then every round):")
+show("calls/s, parentbased_traceidratio 0.01 vs off", [r / o for r, o in zip(ratio, off)], pct)
+show("calls/s, always_on vs off", [r / o for r, o in zip(on, off)], pct)
+show("p50 proxy (off) / p50 direct", [o / d for o, d in zip(p50o, p50d)], lambda x: f"{x:.2f}x")
+PY
   echo "Server CPU = CPU time of the server processes (proxy + its plugin, or memstore alone) per call."
 } >"$TABLE"
 echo

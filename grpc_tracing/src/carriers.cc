@@ -1,16 +1,22 @@
 #include "prism/grpc_tracing/carriers.h"
 
+#include <cstring>
+
 namespace prism::grpc_tracing {
 
 std::optional<std::string> ServerMetadataCarrier::Get(std::string_view key) const {
+  // A call carries a handful of entries: a linear scan that compares sizes
+  // first beats the ordered search (memcmp per tree node) on every call.
   std::optional<std::string> out;
-  auto range = md_.equal_range(grpc::string_ref(key.data(), key.size()));
-  for (auto it = range.first; it != range.second; ++it) {
+  for (const auto& [name, value] : md_) {
+    if (name.size() != key.size() || std::memcmp(name.data(), key.data(), key.size()) != 0) {
+      continue;
+    }
     if (out) {
       out->push_back(',');
-      out->append(it->second.data(), it->second.size());
+      out->append(value.data(), value.size());
     } else {
-      out.emplace(it->second.data(), it->second.size());
+      out.emplace(value.data(), value.size());
     }
   }
   return out;

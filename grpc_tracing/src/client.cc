@@ -36,8 +36,12 @@ class ClientTracingInterceptor final : public grpc::experimental::Interceptor {
     options.kind = prism::tracing::SpanKind::kClient;
     if (parent) options.parent = std::move(*parent);
     MethodName method = SplitMethod(info->method() ? info->method() : "");
-    if (state_->tracer.enabled()) options.attributes = RpcStartAttributes(method, state_->server);
+    const bool eager = state_->tracer.SamplerReadsAttributes();
+    if (eager) options.attributes = RpcStartAttributes(method, state_->server);
     span_ = state_->tracer.StartSpan(method.full, std::move(options));
+    if (!eager && span_.IsRecording()) {
+      span_.SetAttributes(RpcStartAttributes(method, state_->server));
+    }
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
@@ -112,8 +116,11 @@ Span StartClientSpan(const prism::tracing::Tracer& tracer, std::string_view meth
   options.kind = prism::tracing::SpanKind::kClient;
   options.parent = std::move(parent);
   MethodName method = SplitMethod(method_path);
-  if (tracer.enabled()) options.attributes = RpcStartAttributes(method, server);
-  return tracer.StartSpan(method.full, std::move(options));
+  const bool eager = tracer.SamplerReadsAttributes();
+  if (eager) options.attributes = RpcStartAttributes(method, server);
+  Span span = tracer.StartSpan(method.full, std::move(options));
+  if (!eager && span.IsRecording()) span.SetAttributes(RpcStartAttributes(method, server));
+  return span;
 }
 
 }  // namespace prism::grpc_tracing

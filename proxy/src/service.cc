@@ -59,10 +59,6 @@ void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& messa
   span.SetStatus(pt::StatusCode::kError, message);
 }
 
-void AddAttributes(pt::Span& span, pt::Attributes attributes) {
-  for (auto& kv : attributes) span.SetAttribute(kv.key, std::move(kv.value));
-}
-
 class ForwardReactor final : public grpc::ServerGenericBidiReactor {
  public:
   ForwardReactor(const ProxyService& svc, grpc::GenericCallbackServerContext* ctx,
@@ -111,20 +107,34 @@ class ForwardReactor final : public grpc::ServerGenericBidiReactor {
     opts.kind = pt::SpanKind::kServer;
     opts.parent = parent_.span_context();
     opts.root = !parent_.span_context().IsValid();
+    // Attributes are built only for a sampler that reads them or a span that
+    // records: an unsampled call pays for none of them.
+    const bool eager = svc_.tracer().SamplerReadsAttributes();
+    if (eager) opts.attributes = ServerAttributes();
     server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts));
-    if (server_span_.IsRecording()) {
-      auto& s = server_span_;
-      AddAttributes(s, gt::RpcStartAttributes(gt::SplitMethod(method_->path),
-                                              {svc_.options().listen_host, svc_.listen_port()}));
-      gt::Endpoint peer = gt::ParsePeer(ctx_->peer());
-      if (!peer.address.empty()) s.SetAttribute(gt::attr::kNetworkPeerAddress, peer.address);
-      if (peer.port) s.SetAttribute(gt::attr::kNetworkPeerPort, peer.port);
-      s.SetAttribute("prism.request_id", request_id_);
-      s.SetAttribute("prism.operation", method_->operation);
-    }
+    if (!eager && server_span_.IsRecording()) server_span_.SetAttributes(ServerAttributes());
     trace_id_ = server_span_.context().trace_id().ToHex();
     ctx_->AddInitialMetadata("x-request-id", request_id_);
     ctx_->AddInitialMetadata("x-trace-id", trace_id_);
+  }
+
+  pt::Attributes ServerAttributes() const {
+    pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(method_->path),
+                                              {svc_.options().listen_host, svc_.listen_port()});
+    gt::Endpoint peer = gt::ParsePeer(ctx_->peer());
+    if (!peer.address.empty()) {
+      a.push_back({std::string(gt::attr::kNetworkPeerAddress), std::move(peer.address)});
+    }
+    if (peer.port) a.push_back({std::string(gt::attr::kNetworkPeerPort), int64_t{peer.port}});
+    a.push_back({"prism.request_id", request_id_});
+    a.push_back({"prism.operation", std::string(method_->operation)});
+    return a;
+  }
+
+  pt::Attributes ClientAttributes() const {
+    pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(method_->path), endpoint_->server);
+    a.push_back({"prism.plugin", *plugin_name_});
+    return a;
   }
 
   void Handle() {
@@ -202,12 +212,10 @@ class ForwardReactor final : public grpc::ServerGenericBidiReactor {
     pt::StartSpanOptions o;
     o.kind = pt::SpanKind::kClient;
     o.parent = server_span_.context();
+    const bool eager = svc_.tracer().SamplerReadsAttributes();
+    if (eager) o.attributes = ClientAttributes();
     client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o));
-    if (client_span_.IsRecording()) {
-      AddAttributes(client_span_,
-                    gt::RpcStartAttributes(gt::SplitMethod(method_->path), endpoint_->server));
-      client_span_.SetAttribute("prism.plugin", *plugin_name_);
-    }
+    if (!eager && client_span_.IsRecording()) client_span_.SetAttributes(ClientAttributes());
     {
       gt::ClientContextCarrier out(*client_ctx_);
       svc_.propagator().Inject(parent_.WithSpanContext(client_span_.context()), out);

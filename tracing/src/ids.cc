@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sys/random.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 
@@ -70,24 +71,30 @@ inline Xoshiro& Generator() {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-inline int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
+// Lower-case hex digit -> value, anything else -> 0xff (one load per char;
+// traceparent parsing runs on every incoming call).
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<uint8_t>(c - 'a' + 10);
+  return t;
+}();
 
 }  // namespace
 
 namespace hex {
 bool DecodeLower(std::string_view in, uint8_t* out, size_t n) {
   if (in.size() != 2 * n) return false;
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  unsigned bad = 0;
   for (size_t i = 0; i < n; ++i) {
-    int hi = HexValue(in[2 * i]);
-    int lo = HexValue(in[2 * i + 1]);
-    if ((hi | lo) < 0) return false;
-    out[i] = static_cast<uint8_t>((hi << 4) | lo);
+    const uint8_t hi = kHexValue[p[2 * i]];
+    const uint8_t lo = kHexValue[p[2 * i + 1]];
+    bad |= hi | lo;  // 0xff has bit 4 set; a valid digit never does
+    out[i] = static_cast<uint8_t>((hi << 4) | (lo & 0x0f));
   }
-  return true;
+  return (bad & 0x10) == 0;
 }
 
 void Encode(const uint8_t* in, size_t n, char* out) {

@@ -107,6 +107,7 @@ class AlwaysOnSampler : public Sampler {
     return {SamplingDecision::kRecordAndSample, {}, std::nullopt};
   }
   std::string Description() const override { return "AlwaysOnSampler"; }
+  bool ReadsAttributes() const override { return false; }
 };
 
 class AlwaysOffSampler : public Sampler {
@@ -115,6 +116,7 @@ class AlwaysOffSampler : public Sampler {
     return {SamplingDecision::kDrop, {}, std::nullopt};
   }
   std::string Description() const override { return "AlwaysOffSampler"; }
+  bool ReadsAttributes() const override { return false; }
 };
 
 class TraceIdRatioSampler : public Sampler {
@@ -151,6 +153,7 @@ class TraceIdRatioSampler : public Sampler {
     std::snprintf(buf, sizeof(buf), "TraceIdRatioBased{%.6f}", ratio_);
     return buf;
   }
+  bool ReadsAttributes() const override { return false; }
 
  private:
   double ratio_;
@@ -185,6 +188,11 @@ class ParentBasedSampler : public Sampler {
            ",remoteParentNotSampled:" + remote_not_sampled_->Description() +
            ",localParentSampled:" + local_sampled_->Description() +
            ",localParentNotSampled:" + local_not_sampled_->Description() + "}";
+  }
+  bool ReadsAttributes() const override {
+    return root_->ReadsAttributes() || remote_sampled_->ReadsAttributes() ||
+           remote_not_sampled_->ReadsAttributes() || local_sampled_->ReadsAttributes() ||
+           local_not_sampled_->ReadsAttributes();
   }
 
  private:

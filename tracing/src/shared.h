@@ -17,6 +17,7 @@ namespace prism::tracing::internal {
 struct ProviderShared {
   std::shared_ptr<const Resource> resource;
   std::unique_ptr<Sampler> sampler;
+  bool sampler_reads_attributes = true;
   SpanLimits limits;
   std::unique_ptr<SpanProcessor> processor;
   std::atomic<bool> shut_down{false};

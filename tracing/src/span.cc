@@ -73,6 +73,32 @@ void Span::SetAttribute(std::string_view key, AttributeValue value) {
                          l.attribute_value_length, key, std::move(value));
 }
 
+void Span::SetAttributes(Attributes attributes) {
+  if (!data_) return;
+  const SpanLimits& l = tracer_->provider->limits;
+  if (data_->attributes.empty() && attributes.size() <= l.attribute_count &&
+      l.attribute_value_length == std::numeric_limits<uint32_t>::max()) {
+    // Same rules as one by one: empty keys dropped, a repeated key keeps its
+    // first position and its last value.
+    for (size_t i = 0; i < attributes.size(); ++i) {
+      bool drop = attributes[i].key.empty();
+      for (size_t j = 0; j < i && !drop; ++j) {
+        if (attributes[j].key == attributes[i].key) {
+          attributes[j].value = std::move(attributes[i].value);
+          drop = true;
+        }
+      }
+      if (drop) attributes.erase(attributes.begin() + static_cast<std::ptrdiff_t>(i--));
+    }
+    data_->attributes = std::move(attributes);
+    return;
+  }
+  for (auto& kv : attributes) {
+    internal::PutAttribute(data_->attributes, data_->dropped_attributes_count, l.attribute_count,
+                           l.attribute_value_length, kv.key, std::move(kv.value));
+  }
+}
+
 void Span::AddEvent(std::string_view name, Attributes attributes) {
   if (!data_) return;
   AddEvent(name, internal::Now().wall_nanos, std::move(attributes));

@@ -84,12 +84,17 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
   return span;
 }
 
+bool Tracer::SamplerReadsAttributes() const {
+  return shared_ && shared_->provider->sampler_reads_attributes;
+}
+
 TracerProvider::TracerProvider(TracerProviderOptions options) {
   if (options.disabled) return;
   shared_ = std::make_shared<internal::ProviderShared>();
   shared_->resource = std::make_shared<const Resource>(std::move(options.resource));
   shared_->sampler =
       options.sampler ? std::move(options.sampler) : MakeParentBasedSampler(MakeAlwaysOnSampler());
+  shared_->sampler_reads_attributes = shared_->sampler->ReadsAttributes();
   shared_->limits = options.limits;
   shared_->log_diagnostics_at_shutdown = options.log_diagnostics_at_shutdown;
   if (options.processors.size() == 1) {
@@ -130,7 +135,9 @@ bool TracerProvider::Shutdown(Timeout timeout) {
   return ok;
 }
 
-const Resource* TracerProvider::resource() const { return shared_ ? shared_->resource.get() : nullptr; }
+const Resource* TracerProvider::resource() const {
+  return shared_ ? shared_->resource.get() : nullptr;
+}
 
 bool SdkDisabledByEnvironment() {
   auto v = env::GetEnum("OTEL_SDK_DISABLED");

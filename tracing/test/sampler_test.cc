@@ -54,8 +54,9 @@ TEST(TraceIdRatio, KeepsIffRandomnessAtLeastThreshold) {
     uint64_t r;
     bool keep;
   } cases[] = {
-      {t, true},           {t - 1, false},   {t + 1, true}, {0x00ffffffffffffffULL, true},
-      {0, false},          {0x80000000000000ULL, false},
+      {t, true},     {t - 1, false},
+      {t + 1, true}, {0x00ffffffffffffffULL, true},
+      {0, false},    {0x80000000000000ULL, false},
   };
   for (const auto& c : cases) {
     auto r = Decide(*s, WithRandomness(c.r));
@@ -132,8 +133,7 @@ TEST(ParentBased, DelegatesByParentKind) {
       {"remote not sampled", SpanContext(id, GenerateSpanId(), 0, true), SamplingDecision::kDrop},
       {"local sampled", SpanContext(id, GenerateSpanId(), 1, false),
        SamplingDecision::kRecordAndSample},
-      {"local not sampled", SpanContext(id, GenerateSpanId(), 0, false),
-       SamplingDecision::kDrop},
+      {"local not sampled", SpanContext(id, GenerateSpanId(), 0, false), SamplingDecision::kDrop},
   };
   for (const auto& c : cases) EXPECT_EQ(Decide(*s, id, c.parent).decision, c.want) << c.name;
 }
@@ -179,7 +179,8 @@ TEST(SamplerFromEnvironment, NamesAndArguments) {
 
 TEST(Tracer, RatioSampledRootsCarryThresholdDownstream) {
   InMemorySpanRecorder rec;
-  auto provider = testing::RecordingProvider(rec, MakeParentBasedSampler(MakeTraceIdRatioSampler(1.0)));
+  auto provider =
+      testing::RecordingProvider(rec, MakeParentBasedSampler(MakeTraceIdRatioSampler(1.0)));
   Tracer tracer = provider->GetTracer("t");
   Span root = tracer.StartSpan("root");
   EXPECT_EQ(root.context().trace_state().Get("ot").value_or(""), "th:0");
@@ -189,5 +190,34 @@ TEST(Tracer, RatioSampledRootsCarryThresholdDownstream) {
   EXPECT_EQ(child.context().trace_state().Get("ot").value_or(""), "th:0");
 }
 
+TEST(Sampler, BuiltInSamplersDoNotReadAttributes) {
+  EXPECT_FALSE(MakeAlwaysOnSampler()->ReadsAttributes());
+  EXPECT_FALSE(MakeAlwaysOffSampler()->ReadsAttributes());
+  EXPECT_FALSE(MakeTraceIdRatioSampler(0.5)->ReadsAttributes());
+  EXPECT_FALSE(MakeParentBasedSampler(MakeTraceIdRatioSampler(0.5))->ReadsAttributes());
+
+  // A custom sampler reads them unless it says otherwise, and a parentbased
+  // sampler reads them when any delegate does.
+  class ByAttribute final : public Sampler {
+   public:
+    SamplingResult ShouldSample(const SamplingParameters& p) const override {
+      return {p.attributes.empty() ? SamplingDecision::kDrop : SamplingDecision::kRecordAndSample,
+              {},
+              std::nullopt};
+    }
+    std::string Description() const override { return "ByAttribute"; }
+  };
+  EXPECT_TRUE(ByAttribute().ReadsAttributes());
+  ParentBasedOptions o;
+  o.remote_parent_not_sampled = std::make_unique<ByAttribute>();
+  EXPECT_TRUE(MakeParentBasedSampler(MakeAlwaysOnSampler(), std::move(o))->ReadsAttributes());
+
+  InMemorySpanRecorder rec;
+  auto eager = testing::RecordingProvider(rec, std::make_unique<ByAttribute>());
+  EXPECT_TRUE(eager->GetTracer("t").SamplerReadsAttributes());
+  auto lazy = testing::RecordingProvider(rec, MakeAlwaysOnSampler());
+  EXPECT_FALSE(lazy->GetTracer("t").SamplerReadsAttributes());
+  EXPECT_FALSE(Tracer().SamplerReadsAttributes());
+}
 }  // namespace
 }  // namespace prism::tracing

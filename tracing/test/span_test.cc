@@ -52,10 +52,9 @@ TEST(Span, TimesAreWallClockAndOrdered) {
   InMemorySpanRecorder rec;
   auto provider = RecordingProvider(rec);
   Tracer tracer = provider->GetTracer("test");
-  uint64_t before = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  uint64_t before = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
   {
     Span span = tracer.StartSpan("op");
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -161,6 +160,42 @@ TEST(Span, LimitsDropAndCount) {
   EXPECT_EQ(s.events[0].dropped_attributes_count, 1u);
   EXPECT_EQ(s.links.size(), 1u);
   EXPECT_EQ(s.dropped_links_count, 1u);
+}
+
+TEST(Span, SetAttributesFollowsTheOneByOneRules) {
+  InMemorySpanRecorder rec;
+  auto provider = RecordingProvider(rec);
+  {
+    Span span = provider->GetTracer("t").StartSpan("op");
+    // Fast path (span has none yet): empty keys go, a repeated key keeps its
+    // first position and its last value.
+    span.SetAttributes({{"a", int64_t{1}}, {"", int64_t{9}}, {"b", int64_t{2}}, {"a", int64_t{3}}});
+    // Slow path (span already has some): merged like SetAttribute.
+    span.SetAttributes({{"b", int64_t{4}}, {"c", int64_t{5}}});
+  }
+  auto s = rec.spans().at(0);
+  ASSERT_EQ(s.attributes.size(), 3u);
+  EXPECT_EQ(s.attributes[0].key, "a");
+  EXPECT_EQ(std::get<int64_t>(s.attributes[0].value), 3);
+  EXPECT_EQ(s.attributes[1].key, "b");
+  EXPECT_EQ(std::get<int64_t>(s.attributes[1].value), 4);
+  EXPECT_EQ(s.attributes[2].key, "c");
+}
+
+TEST(Span, SetAttributesHonoursLimits) {
+  InMemorySpanRecorder rec;
+  SpanLimits limits;
+  limits.attribute_count = 2;
+  limits.attribute_value_length = 2;
+  auto provider = RecordingProvider(rec, nullptr, limits);
+  {
+    Span span = provider->GetTracer("t").StartSpan("op");
+    span.SetAttributes({{"a", std::string("abc")}, {"b", int64_t{1}}, {"c", int64_t{2}}});
+  }
+  auto s = rec.spans().at(0);
+  EXPECT_EQ(s.attributes.size(), 2u);
+  EXPECT_EQ(s.dropped_attributes_count, 1u);
+  EXPECT_EQ(std::get<std::string>(*s.FindAttribute("a")), "ab");
 }
 
 TEST(Span, LimitsFromEnvironment) {

@@ -10,9 +10,9 @@
 namespace prism::tracing {
 
 // Index order matters: exporters switch on it.
-using AttributeValue = std::variant<bool, int64_t, double, std::string, std::vector<bool>,
-                                    std::vector<int64_t>, std::vector<double>,
-                                    std::vector<std::string>>;
+using AttributeValue =
+    std::variant<bool, int64_t, double, std::string, std::vector<bool>, std::vector<int64_t>,
+                 std::vector<double>, std::vector<std::string>>;
 
 struct KeyValue {
   std::string key;

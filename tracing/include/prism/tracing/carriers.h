@@ -30,9 +30,9 @@ class MapCarrier : public TextMapCarrier {
  private:
   Map& map_;
 };
-MapCarrier(std::map<std::string, std::string>&) -> MapCarrier<std::map<std::string, std::string>>;
+MapCarrier(std::map<std::string, std::string>&)->MapCarrier<std::map<std::string, std::string>>;
 MapCarrier(std::unordered_map<std::string, std::string>&)
-    -> MapCarrier<std::unordered_map<std::string, std::string>>;
+    ->MapCarrier<std::unordered_map<std::string, std::string>>;
 
 // A multimap of header name -> value (for example httplib::Headers, or
 // std::multimap): case-insensitive names, repeated fields combined with ','.

@@ -35,6 +35,10 @@ class Sampler {
   virtual ~Sampler() = default;
   virtual SamplingResult ShouldSample(const SamplingParameters& params) const = 0;
   virtual std::string Description() const = 0;
+  // Whether ShouldSample looks at the span's start attributes. Instrumentation
+  // may skip building them for spans that turn out not to record when no
+  // sampler reads them (the built-in samplers do not).
+  virtual bool ReadsAttributes() const { return true; }
 };
 
 std::unique_ptr<Sampler> MakeAlwaysOnSampler();

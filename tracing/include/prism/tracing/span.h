@@ -32,6 +32,8 @@ class Span {
   void SetAttribute(std::string_view key, T&& value) {
     if (data_) SetAttribute(key, Value(std::forward<T>(value)));
   }
+  // Several at once; cheaper than one by one on a span that has none yet.
+  void SetAttributes(Attributes attributes);
   void AddEvent(std::string_view name, Attributes attributes = {});
   void AddEvent(std::string_view name, uint64_t time_unix_nano, Attributes attributes);
   void AddLink(const SpanContext& context, Attributes attributes = {});

@@ -18,8 +18,7 @@ inline constexpr uint8_t kRandom = 0x02;
 class SpanContext {
  public:
   SpanContext() = default;
-  SpanContext(TraceId trace_id, SpanId span_id, uint8_t flags, bool remote,
-              TraceState state = {})
+  SpanContext(TraceId trace_id, SpanId span_id, uint8_t flags, bool remote, TraceState state = {})
       : trace_id_(trace_id),
         span_id_(span_id),
         flags_(flags),

@@ -42,7 +42,7 @@ struct Link {
 namespace internal {
 struct SpanOrigin;
 struct TracerShared;
-}
+}  // namespace internal
 
 struct SpanData {
   SpanContext context;

@@ -40,6 +40,9 @@ class Tracer {
   Span StartSpan(std::string_view name, SpanKind kind = SpanKind::kInternal) const;
 
   bool enabled() const { return shared_ != nullptr; }
+  // True when the sampler reads start attributes: build them before
+  // StartSpan. False: build them only if the span records (SetAttributes).
+  bool SamplerReadsAttributes() const;
 
  private:
   friend class TracerProvider;

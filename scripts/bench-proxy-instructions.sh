@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Instructions per call, proxy and plugin, under callgrind: a measure the
+# machine's noise does not move (wall-clock figures on a shared VM drift by
+# tens of percent; user-space instruction counts by a few).
+#   loadgen -> prism-proxy -> prism-plugin-memstore, Get, 4 calls in flight,
+#   modes off (OTEL_SDK_DISABLED) / ratio (parentbased_traceidratio 0.01) /
+#   on (always_on), trace file exporter; counters zeroed after a warm-up.
+# Usage: scripts/bench-proxy-instructions.sh [BUILD_DIR]   env: REPEAT (3), DURATION (5)
+# Needs valgrind (apt-get install valgrind). Kernel time is not counted.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${1:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+BIN="$BUILD/bin"
+command -v valgrind >/dev/null || { echo "bench-proxy-instructions: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+REPEAT=${REPEAT:-3}
+DURATION=${DURATION:-5}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-cg-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+run_mode() {  # mode -> prints "proxy_ir plugin_ir" per call
+  local mode=$1 port d pid f calls
+  port=$(free_port)
+  d=$(mktemp -d "$WORK/run-XXXX")
+  cat >"$d/prism.yaml" <<YAML
+listen: 127.0.0.1:$port
+data_dir: $d/data
+namespaces:
+  default:
+    plugin:
+      command: [prism-plugin-memstore]
+YAML
+  local -a envs=(env -u OTEL_TRACES_SAMPLER -u OTEL_TRACES_SAMPLER_ARG -u OTEL_SDK_DISABLED
+                 -u OTEL_TRACES_EXPORTER "PRISM_TRACE_FILE=$d/traces.jsonl")
+  case $mode in
+    off) envs+=(OTEL_SDK_DISABLED=true) ;;
+    ratio) envs+=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
+    on) envs+=(OTEL_TRACES_SAMPLER=always_on) ;;
+  esac
+  "${envs[@]}" valgrind --tool=callgrind --trace-children=yes -q \
+    --callgrind-out-file="$d/cg.%p" "$BIN/prism-proxy" --config "$d/prism.yaml" >"$d/out" 2>"$d/log" &
+  pid=$!
+  for _ in $(seq 1 300); do
+    "$BIN/prism-loadgen" -a "127.0.0.1:$port" -d 0.05 -w 0 -c 1 --json >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  "$BIN/prism-loadgen" -a "127.0.0.1:$port" -c 4 -d 2 -w 0 --json >/dev/null
+  for f in "$d"/cg.*; do callgrind_control -z "${f##*.}" >/dev/null 2>&1 || true; done
+  J=$("$BIN/prism-loadgen" -a "127.0.0.1:$port" -c 4 -d "$DURATION" -w 0 --json)
+  for f in "$d"/cg.*; do callgrind_control -d "${f##*.}" >/dev/null 2>&1 || true; done
+  sleep 1
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  calls=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["calls"])' "$J")
+  local proxy=0 plugin=0 cmd ir
+  for f in "$d"/cg.*.1; do
+    cmd=$(grep -m1 '^cmd:' "$f" | awk '{print $2}'); ir=$(grep -m1 '^summary:' "$f" | awk '{print $2}')
+    case $(basename "$cmd") in
+      prism-proxy) proxy=$((ir / calls)) ;;
+      prism-plugin-memstore) plugin=$((ir / calls)) ;;
+    esac
+  done
+  echo "$proxy $plugin"
+}
+
+declare -A PX PL
+for r in $(seq 1 "$REPEAT"); do
+  for mode in off ratio on; do
+    read -r p q < <(run_mode "$mode")
+    PX[$mode]="${PX[$mode]:-} $p"; PL[$mode]="${PL[$mode]:-} $q"
+    printf '  round %d %-5s proxy %7d  plugin %7d instructions/call\n' "$r" "$mode" "$p" "$q"
+  done
+done
+python3 - "${PX[off]}" "${PL[off]}" "${PX[ratio]}" "${PL[ratio]}" "${PX[on]}" "${PL[on]}" <<'PY'
+import statistics, sys
+v = [[float(x) for x in a.split()] for a in sys.argv[1:7]]
+m = [statistics.median(x) for x in v]
+off = m[0] + m[1]
+print("\n| tracing | proxy instr/call | plugin instr/call | both | vs off |")
+print("|---|---:|---:|---:|---:|")
+for name, i in (("off", 0), ("parentbased_traceidratio 0.01", 2), ("always_on", 4)):
+    both = m[i] + m[i + 1]
+    print(f"| {name} | {m[i]:,.0f} | {m[i+1]:,.0f} | {both:,.0f} | {100*(both/off-1):+.1f}% |")
+print("\nMedians of", len(v[0]), "runs each; user-space instructions only (callgrind).")
+PY
