@@ -4,6 +4,9 @@
 
 #include "prism/tracing/exporters/otlp_encoder.h"
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -270,122 +273,439 @@ void PbSpan(PbWriter& w, const SpanData& s) {
 
 // ---------------------------------------------------------------------------
 // JSON.
+//
+// JsonWriter appends straight into the output string's buffer through a
+// cursor: the string is resized ahead of the cursor in small steps (so the
+// zero fill stays cheap and in cache) and cut back to the cursor at the end.
+// Most writes are one bounds check and a few stores.
+
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHighBits = 0x8080808080808080ull;
+constexpr bool kLittleEndian = std::endian::native == std::endian::little;
+
+inline uint64_t Load64(const unsigned char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline void Store64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
+
+// The n (1-7) bytes at p in the low bytes of a word, the rest zero
+// (little-endian), without reading past p[n-1].
+inline uint64_t LoadShort(const unsigned char* p, size_t n) {
+  if (n >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    return lo | (uint64_t{hi} << (8 * (n - 4)));
+  }
+  if (n >= 2) {
+    uint16_t lo, hi;
+    std::memcpy(&lo, p, 2);
+    std::memcpy(&hi, p + n - 2, 2);
+    return lo | (uint64_t{hi} << (8 * (n - 2)));
+  }
+  return p[0];
+}
+
+// Sets the high bit of each byte of `w` that a JSON string cannot carry
+// as is: controls (< 0x20), '"', '\\' and non-ASCII (>= 0x80, to be
+// checked as UTF-8); exact per byte, as the sums on 7-bit values below
+// never carry into the next byte.
+inline uint64_t SpecialBytes(uint64_t w) {
+  constexpr uint64_t kLow7 = kOnes * 0x7f;
+  uint64_t low7 = w & kLow7;
+  uint64_t not_quote = (low7 ^ (kOnes * '"')) + kLow7;       // high bit: low7 != '"'
+  uint64_t not_backslash = (low7 ^ (kOnes * '\\')) + kLow7;  // high bit: low7 != '\\'
+  uint64_t not_control = low7 + kOnes * (0x80 - 0x20);       // high bit: low7 >= 0x20
+  return ~(not_quote & not_backslash & not_control & ~w) & kHighBits;
+}
+
+// Index of the first flagged byte of a non-zero SpecialBytes result
+// (little-endian: the first byte in memory is the lowest).
+inline size_t FirstSpecial(uint64_t special) {
+  return static_cast<size_t>(__builtin_ctzll(special)) >> 3;
+}
+
+constexpr std::array<bool, 256> kSpecialByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+  return t;
+}();
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+constexpr std::array<char, 512> kHexPairs = [] {
+  std::array<char, 512> t{};
+  for (int b = 0; b < 256; ++b) {
+    t[2 * b] = kHexDigits[b >> 4];
+    t[2 * b + 1] = kHexDigits[b & 15];
+  }
+  return t;
+}();
+
+// The 8 decimal digits of v < 10^8, leading zeros included, as byte values
+// 0-9 in a word whose first byte in memory (little-endian) is the most
+// significant digit: two 4-digit halves in 32-bit lanes, then 2-digit
+// quarters in 16-bit lanes, then digits in bytes.
+inline uint64_t EightDigits(uint32_t v) {
+  uint64_t x = v;
+  uint64_t high4 = (x * 109951163) >> 40;  // x / 10000
+  uint64_t lanes4 = high4 | ((x - high4 * 10000) << 32);
+  uint64_t high2 = ((lanes4 * 10486) >> 20) & 0x0000007f0000007full;  // lane / 100
+  uint64_t lanes2 = high2 | ((lanes4 - high2 * 100) << 16);
+  uint64_t high1 = ((lanes2 * 103) >> 10) & 0x000f000f000f000full;  // lane / 10
+  return high1 | ((lanes2 - high1 * 10) << 8);
+}
+
+// Writes v (< 10^8) without leading zeros; stores 8 bytes.
+inline char* WriteUpTo8Digits(char* p, uint32_t v) {
+  if (v < 10) {
+    *p = static_cast<char>('0' + v);
+    return p + 1;
+  }
+  uint64_t digits = EightDigits(v);
+  // Leading zero digits are the low zero bytes (digits != 0 as v >= 10).
+  size_t zeros = static_cast<size_t>(__builtin_ctzll(digits)) >> 3;
+  Store64(p, (digits >> (8 * zeros)) + kOnes * '0');
+  return p + 8 - zeros;
+}
+
+// Room a number needs: 20 digits, a sign, and slack for 8-byte stores.
+constexpr size_t kNumberRoom = 32;
+
+// Writes v in decimal, as std::to_chars does; needs kNumberRoom bytes.
+inline char* WriteUint(char* p, uint64_t v) {
+  if constexpr (kLittleEndian) {
+    constexpr uint64_t k1e8 = 100000000;
+    if (v < k1e8) return WriteUpTo8Digits(p, static_cast<uint32_t>(v));
+    uint64_t high = v / k1e8;
+    auto low = static_cast<uint32_t>(v - high * k1e8);
+    if (high < k1e8) {
+      p = WriteUpTo8Digits(p, static_cast<uint32_t>(high));
+    } else {
+      uint64_t top = high / k1e8;  // < 1845
+      p = WriteUpTo8Digits(p, static_cast<uint32_t>(top));
+      Store64(p, EightDigits(static_cast<uint32_t>(high - top * k1e8)) + kOnes * '0');
+      p += 8;
+    }
+    Store64(p, EightDigits(low) + kOnes * '0');
+    return p + 8;
+  } else {
+    return std::to_chars(p, p + kNumberRoom, v).ptr;
+  }
+}
+
+inline char* WriteInt(char* p, int64_t v) {
+  if (v < 0) {
+    *p++ = '-';
+    return WriteUint(p, 0 - static_cast<uint64_t>(v));
+  }
+  return WriteUint(p, static_cast<uint64_t>(v));
+}
+
+// A typical span (a handful of attributes, maybe an event) takes 500-1000
+// bytes of JSON; the writer grows past this estimate as needed.
+constexpr size_t kJsonBytesPerSpan = 768;
 
 class JsonWriter {
  public:
-  explicit JsonWriter(std::string& out) : out_(out) {}
-  void Raw(std::string_view s) { out_.append(s); }
-  void Char(char c) { out_.push_back(c); }
-  void String(std::string_view s) {
-    out_.push_back('"');
-    if (!utf8::IsValid(s)) {
-      std::string fixed = utf8::Sanitize(s);
-      Escaped(fixed);
+  // Reserves `expected` more bytes up front (capacity only).
+  JsonWriter(std::string& out, size_t expected) : out_(out) {
+    out_.reserve(out_.size() + expected);
+    p_ = end_ = out_.data() + out_.size();
+  }
+  ~JsonWriter() { out_.resize(static_cast<size_t>(p_ - out_.data())); }
+  JsonWriter(const JsonWriter&) = delete;
+  JsonWriter& operator=(const JsonWriter&) = delete;
+
+  // A string literal (without its terminating NUL).
+  template <size_t N>
+  [[gnu::always_inline]] void Raw(const char (&s)[N]) {
+    Ensure(N - 1);
+    std::memcpy(p_, s, N - 1);
+    p_ += N - 1;
+  }
+  [[gnu::always_inline]] void Char(char c) {
+    Ensure(1);
+    *p_++ = c;
+  }
+  void Bool(bool v) {
+    if (v) {
+      Raw("true");
     } else {
-      Escaped(s);
+      Raw("false");
     }
-    out_.push_back('"');
   }
-  void Key(std::string_view k) {  // keys are literals without escapes
-    out_.push_back('"');
-    out_.append(k);
-    out_.append("\":");
+  // A JSON string: invalid UTF-8 becomes U+FFFD (as utf8::Sanitize does),
+  // then '"', '\\' and controls are escaped. With `prefix` (a literal)
+  // written first, under the same bounds check.
+  template <size_t N>
+  void String(const char (&prefix)[N], std::string_view s) {
+    Ensure(N - 1 + s.size() + kStringSlack);
+    std::memcpy(p_, prefix, N - 1);
+    p_ = Quoted(p_ + N - 1, s);
   }
-  void Hex(const uint8_t* data, size_t n) {
-    out_.push_back('"');
-    size_t pos = out_.size();
-    out_.resize(pos + 2 * n);
-    hex::Encode(data, n, out_.data() + pos);
-    out_.push_back('"');
+  // `prefix` (a literal) then the n bytes as a quoted lower-case hex string.
+  template <size_t n, size_t N>
+  void Hex(const char (&prefix)[N], const std::array<uint8_t, n>& bytes) {
+    Ensure(N - 1 + 2 * n + 2);
+    char* p = p_;
+    std::memcpy(p, prefix, N - 1);
+    p += N - 1;
+    *p++ = '"';
+#pragma GCC unroll 16
+    for (size_t i = 0; i < n; ++i) std::memcpy(p + 2 * i, &kHexPairs[2 * size_t{bytes[i]}], 2);
+    p += 2 * n;
+    *p++ = '"';
+    p_ = p;
   }
-  void Uint(uint64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out_.append(buf, r.ptr);
+  // `prefix` (a literal) then the number, with one bounds check.
+  template <size_t N>
+  void Uint(const char (&prefix)[N], uint64_t v) {
+    Ensure(N - 1 + kNumberRoom);
+    std::memcpy(p_, prefix, N - 1);
+    p_ = WriteUint(p_ + N - 1, v);
   }
-  void Int(int64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out_.append(buf, r.ptr);
+  // 64-bit integers are decimal strings in OTLP/JSON.
+  template <size_t N>
+  void QuotedUint(const char (&prefix)[N], uint64_t v) {
+    Ensure(N + 1 + kNumberRoom);
+    std::memcpy(p_, prefix, N - 1);
+    char* p = p_ + N - 1;
+    *p++ = '"';
+    p = WriteUint(p, v);
+    *p++ = '"';
+    p_ = p;
   }
-  void QuotedUint(uint64_t v) {
-    out_.push_back('"');
-    Uint(v);
-    out_.push_back('"');
-  }
-  void QuotedInt(int64_t v) {
-    out_.push_back('"');
-    Int(v);
-    out_.push_back('"');
+  template <size_t N>
+  void QuotedInt(const char (&prefix)[N], int64_t v) {
+    Ensure(N + 1 + kNumberRoom);
+    std::memcpy(p_, prefix, N - 1);
+    char* p = p_ + N - 1;
+    *p++ = '"';
+    p = WriteInt(p, v);
+    *p++ = '"';
+    p_ = p;
   }
   void Double(double d) {
     if (std::isnan(d)) {
-      out_.append("\"NaN\"");
+      Raw("\"NaN\"");
     } else if (std::isinf(d)) {
-      out_.append(d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+      if (d > 0) {
+        Raw("\"Infinity\"");
+      } else {
+        Raw("\"-Infinity\"");
+      }
     } else {
-      char buf[32];
-      auto r = std::to_chars(buf, buf + sizeof buf, d);
-      out_.append(buf, r.ptr);
+      Ensure(kNumberRoom);
+      p_ = std::to_chars(p_, p_ + kNumberRoom, d).ptr;
     }
   }
 
  private:
-  void Escaped(std::string_view s) {
-    size_t start = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      unsigned char c = static_cast<unsigned char>(s[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
-      out_.append(s.data() + start, i - start);
-      start = i + 1;
-      switch (c) {
-        case '"':
-          out_.append("\\\"");
-          break;
-        case '\\':
-          out_.append("\\\\");
-          break;
-        case '\n':
-          out_.append("\\n");
-          break;
-        case '\r':
-          out_.append("\\r");
-          break;
-        case '\t':
-          out_.append("\\t");
-          break;
-        case '\b':
-          out_.append("\\b");
-          break;
-        case '\f':
-          out_.append("\\f");
-          break;
-        default: {
-          static const char* digits = "0123456789abcdef";
-          char buf[6] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 15]};
-          out_.append(buf, 6);
-        }
+  // Grows the string in steps of this size: memset below glibc's rep-stosb
+  // threshold, and the fresh bytes are written soon after.
+  static constexpr size_t kGrowStep = 1024;
+  // Room String asks for beyond the prefix and the input: the two quotes,
+  // and slack for an 8-byte store and an escape (see QuotedSlow).
+  static constexpr size_t kStringSlack = 16;
+
+  [[gnu::always_inline]] void Ensure(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) [[unlikely]] {
+      Grow(n);
+    }
+  }
+  [[gnu::noinline]] void Grow(size_t n) {
+    auto used = static_cast<size_t>(p_ - out_.data());
+    out_.resize(used + std::max(n, kGrowStep));
+    p_ = out_.data() + used;
+    end_ = out_.data() + out_.size();
+  }
+  char* Quoted(char* p, std::string_view s);
+  [[gnu::noinline]] char* QuotedLong(char* p, const unsigned char* s, size_t n);
+  [[gnu::noinline]] char* QuotedSlow(char* p, const unsigned char* s, size_t n, size_t i);
+  static char* Escape(char* p, unsigned char c);
+
+  std::string& out_;
+  char* p_;
+  char* end_;
+};
+
+// Writes the escape for an ASCII byte that needs one (at most 6 bytes).
+char* JsonWriter::Escape(char* p, unsigned char c) {
+  char e = 0;
+  switch (c) {
+    case '"':
+      e = '"';
+      break;
+    case '\\':
+      e = '\\';
+      break;
+    case '\n':
+      e = 'n';
+      break;
+    case '\r':
+      e = 'r';
+      break;
+    case '\t':
+      e = 't';
+      break;
+    case '\b':
+      e = 'b';
+      break;
+    case '\f':
+      e = 'f';
+      break;
+    default:
+      std::memcpy(p, "\\u00", 4);
+      p[4] = kHexDigits[c >> 4];
+      p[5] = kHexDigits[c & 15];
+      return p + 6;
+  }
+  p[0] = '\\';
+  p[1] = e;
+  return p + 2;
+}
+
+// Writes `sv` quoted at p (String has made room). The fast path: bytes
+// that need no care are copied a word at a time, the output mirroring the
+// input (p[i] = s[i]), up to the first byte that does, from where
+// QuotedSlow goes on. Strings of up to 16 bytes (most keys and values) take
+// one or two possibly overlapping words; longer ones go to QuotedLong.
+char* JsonWriter::Quoted(char* p, std::string_view sv) {
+  const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
+  const size_t n = sv.size();
+  *p++ = '"';
+  if constexpr (kLittleEndian) {
+    if (n > 16) return QuotedLong(p, s, n);
+    if (n >= 8) {
+      uint64_t head = Load64(s);
+      uint64_t tail = Load64(s + n - 8);
+      uint64_t head_special = SpecialBytes(head);
+      uint64_t tail_special = SpecialBytes(tail);
+      Store64(p, head);
+      Store64(p + n - 8, tail);
+      if ((head_special | tail_special) != 0) [[unlikely]] {
+        size_t i =
+            head_special != 0 ? FirstSpecial(head_special) : n - 8 + FirstSpecial(tail_special);
+        return QuotedSlow(p + i, s, n, i);
+      }
+    } else if (n != 0) {
+      uint64_t w = LoadShort(s, n);
+      uint64_t special = SpecialBytes(w) & ((uint64_t{1} << (8 * n)) - 1);
+      Store64(p, w);  // within kStringSlack
+      if (special != 0) [[unlikely]] {
+        size_t i = FirstSpecial(special);
+        return QuotedSlow(p + i, s, n, i);
       }
     }
-    out_.append(s.data() + start, s.size() - start);
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      if (kSpecialByte[s[i]]) return QuotedSlow(p + i, s, n, i);
+      p[i] = static_cast<char>(s[i]);
+    }
   }
-  std::string& out_;
-};
+  p += n;
+  *p++ = '"';
+  return p;
+}
+
+// Quoted for n > 16 (little-endian only).
+char* JsonWriter::QuotedLong(char* p, const unsigned char* s, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w = Load64(s + i);
+    uint64_t special = SpecialBytes(w);
+    Store64(p + i, w);
+    if (special != 0) [[unlikely]] {
+      i += FirstSpecial(special);
+      return QuotedSlow(p + i, s, n, i);
+    }
+  }
+  if (i < n) {
+    // The last 8 bytes again: those before i are known to be clean.
+    i = n - 8;
+    uint64_t w = Load64(s + i);
+    uint64_t special = SpecialBytes(w);
+    Store64(p + i, w);
+    if (special != 0) [[unlikely]] {
+      i += FirstSpecial(special);
+      return QuotedSlow(p + i, s, n, i);
+    }
+  }
+  p += n;
+  *p++ = '"';
+  return p;
+}
+
+// Continues Quoted from s[i], a byte that needs care, to be written at p.
+char* JsonWriter::QuotedSlow(char* p, const unsigned char* s, size_t n, size_t i) {
+  for (;;) {
+    // s[i] needs care. Room for the rest of the input as is, the closing
+    // quote, an 8-byte store and this byte's expansion (6 at most).
+    p_ = p;
+    Ensure(n - i + kStringSlack);
+    p = p_;
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      p = Escape(p, c);
+      ++i;
+    } else if (size_t len = utf8::SequenceLength(s + i, n - i); len == 0) {
+      std::memcpy(p, "\xef\xbf\xbd", 3);  // U+FFFD for the invalid byte
+      p += 3;
+      ++i;
+    } else {
+      for (size_t j = 0; j < len; ++j) p[j] = static_cast<char>(s[i + j]);
+      p += len;
+      i += len;
+    }
+    // Copy bytes that need no care up to the next one that does.
+    if constexpr (kLittleEndian) {
+      uint64_t special = 0;
+      while (i + 8 <= n) {
+        uint64_t w = Load64(s + i);
+        special = SpecialBytes(w);
+        Store64(p, w);
+        if (special != 0) break;
+        i += 8;
+        p += 8;
+      }
+      if (special == 0) {
+        size_t rest = n - i;  // < 8
+        if (rest == 0) break;
+        uint64_t w = LoadShort(s + i, rest);
+        special = SpecialBytes(w) & ((uint64_t{1} << (8 * rest)) - 1);
+        Store64(p, w);
+        if (special == 0) {
+          p += rest;
+          break;
+        }
+      }
+      size_t k = FirstSpecial(special);
+      i += k;
+      p += k;
+    } else {
+      while (i < n && !kSpecialByte[s[i]]) *p++ = static_cast<char>(s[i++]);
+      if (i == n) break;
+    }
+  }
+  *p++ = '"';
+  return p;
+}
 
 template <typename T>
 void JsonScalar(JsonWriter& w, const T& v) {
   if constexpr (std::is_same_v<T, bool>) {
     w.Raw("{\"boolValue\":");
-    w.Raw(v ? "true" : "false");
+    w.Bool(v);
   } else if constexpr (std::is_same_v<T, int64_t>) {
-    w.Raw("{\"intValue\":");
-    w.QuotedInt(v);
+    w.QuotedInt("{\"intValue\":", v);
   } else if constexpr (std::is_same_v<T, double>) {
     w.Raw("{\"doubleValue\":");
     w.Double(v);
   } else {
-    w.Raw("{\"stringValue\":");
-    w.String(v);
+    w.String("{\"stringValue\":", v);
   }
   w.Char('}');
 }
@@ -419,45 +739,46 @@ void JsonAttributes(JsonWriter& w, const Attributes& attributes) {
   w.Raw("\"attributes\":[");
   bool first = true;
   for (const auto& kv : attributes) {
-    if (!first) w.Char(',');
-    first = false;
-    w.Raw("{\"key\":");
-    w.String(kv.key);
-    w.Raw(",\"value\":");
-    JsonAnyValue(w, kv.value);
-    w.Char('}');
+    if (first) {
+      w.String("{\"key\":", kv.key);
+      first = false;
+    } else {
+      w.String(",{\"key\":", kv.key);
+    }
+    // The common scalar types with their prefix in one piece.
+    if (const auto* str = std::get_if<std::string>(&kv.value)) {
+      w.String(",\"value\":{\"stringValue\":", *str);
+      w.Raw("}}");
+    } else if (const auto* i = std::get_if<int64_t>(&kv.value)) {
+      w.QuotedInt(",\"value\":{\"intValue\":", *i);
+      w.Raw("}}");
+    } else {
+      w.Raw(",\"value\":");
+      JsonAnyValue(w, kv.value);
+      w.Char('}');
+    }
   }
   w.Char(']');
 }
 
 void JsonSpan(JsonWriter& w, const SpanData& s) {
-  w.Raw("{\"traceId\":");
-  w.Hex(s.context.trace_id().bytes().data(), TraceId::kSize);
-  w.Raw(",\"spanId\":");
-  w.Hex(s.context.span_id().bytes().data(), SpanId::kSize);
+  w.Hex("{\"traceId\":", s.context.trace_id().bytes());
+  w.Hex(",\"spanId\":", s.context.span_id().bytes());
   if (!s.context.trace_state().empty()) {
-    w.Raw(",\"traceState\":");
-    w.String(s.context.trace_state().ToHeader());
+    w.String(",\"traceState\":", s.context.trace_state().ToHeader());
   }
   if (s.parent_span_id.IsValid()) {
-    w.Raw(",\"parentSpanId\":");
-    w.Hex(s.parent_span_id.bytes().data(), SpanId::kSize);
+    w.Hex(",\"parentSpanId\":", s.parent_span_id.bytes());
   }
-  w.Raw(",\"flags\":");
-  w.Uint(SpanFlags(s));
-  w.Raw(",\"name\":");
-  w.String(s.name);
-  w.Raw(",\"kind\":");
-  w.Uint(static_cast<uint64_t>(s.kind));
-  w.Raw(",\"startTimeUnixNano\":");
-  w.QuotedUint(s.start_unix_nano);
-  w.Raw(",\"endTimeUnixNano\":");
-  w.QuotedUint(s.end_unix_nano);
+  w.Uint(",\"flags\":", SpanFlags(s));
+  w.String(",\"name\":", s.name);
+  w.Uint(",\"kind\":", static_cast<uint64_t>(s.kind));
+  w.QuotedUint(",\"startTimeUnixNano\":", s.start_unix_nano);
+  w.QuotedUint(",\"endTimeUnixNano\":", s.end_unix_nano);
   w.Char(',');
   JsonAttributes(w, s.attributes);
   if (s.dropped_attributes_count) {
-    w.Raw(",\"droppedAttributesCount\":");
-    w.Uint(s.dropped_attributes_count);
+    w.Uint(",\"droppedAttributesCount\":", s.dropped_attributes_count);
   }
   if (!s.events.empty()) {
     w.Raw(",\"events\":[");
@@ -465,23 +786,19 @@ void JsonSpan(JsonWriter& w, const SpanData& s) {
     for (const auto& e : s.events) {
       if (!first) w.Char(',');
       first = false;
-      w.Raw("{\"timeUnixNano\":");
-      w.QuotedUint(e.time_unix_nano);
-      w.Raw(",\"name\":");
-      w.String(e.name);
+      w.QuotedUint("{\"timeUnixNano\":", e.time_unix_nano);
+      w.String(",\"name\":", e.name);
       w.Char(',');
       JsonAttributes(w, e.attributes);
       if (e.dropped_attributes_count) {
-        w.Raw(",\"droppedAttributesCount\":");
-        w.Uint(e.dropped_attributes_count);
+        w.Uint(",\"droppedAttributesCount\":", e.dropped_attributes_count);
       }
       w.Char('}');
     }
     w.Char(']');
   }
   if (s.dropped_events_count) {
-    w.Raw(",\"droppedEventsCount\":");
-    w.Uint(s.dropped_events_count);
+    w.Uint(",\"droppedEventsCount\":", s.dropped_events_count);
   }
   if (!s.links.empty()) {
     w.Raw(",\"links\":[");
@@ -489,42 +806,34 @@ void JsonSpan(JsonWriter& w, const SpanData& s) {
     for (const auto& l : s.links) {
       if (!first) w.Char(',');
       first = false;
-      w.Raw("{\"traceId\":");
-      w.Hex(l.context.trace_id().bytes().data(), TraceId::kSize);
-      w.Raw(",\"spanId\":");
-      w.Hex(l.context.span_id().bytes().data(), SpanId::kSize);
+      w.Hex("{\"traceId\":", l.context.trace_id().bytes());
+      w.Hex(",\"spanId\":", l.context.span_id().bytes());
       if (!l.context.trace_state().empty()) {
-        w.Raw(",\"traceState\":");
-        w.String(l.context.trace_state().ToHeader());
+        w.String(",\"traceState\":", l.context.trace_state().ToHeader());
       }
       w.Char(',');
       JsonAttributes(w, l.attributes);
       if (l.dropped_attributes_count) {
-        w.Raw(",\"droppedAttributesCount\":");
-        w.Uint(l.dropped_attributes_count);
+        w.Uint(",\"droppedAttributesCount\":", l.dropped_attributes_count);
       }
-      w.Raw(",\"flags\":");
-      w.Uint(LinkFlags(l));
+      w.Uint(",\"flags\":", LinkFlags(l));
       w.Char('}');
     }
     w.Char(']');
   }
   if (s.dropped_links_count) {
-    w.Raw(",\"droppedLinksCount\":");
-    w.Uint(s.dropped_links_count);
+    w.Uint(",\"droppedLinksCount\":", s.dropped_links_count);
   }
   if (s.status != StatusCode::kUnset || !s.status_message.empty()) {
     w.Raw(",\"status\":{");
     bool need_comma = false;
     if (!s.status_message.empty()) {
-      w.Raw("\"message\":");
-      w.String(s.status_message);
+      w.String("\"message\":", s.status_message);
       need_comma = true;
     }
     if (s.status != StatusCode::kUnset) {
       if (need_comma) w.Char(',');
-      w.Raw("\"code\":");
-      w.Uint(static_cast<uint64_t>(s.status));
+      w.Uint("\"code\":", static_cast<uint64_t>(s.status));
     }
     w.Char('}');
   }
@@ -624,8 +933,7 @@ void EncodeProtobuf(SpanBatch spans, std::string& out) {
 }
 
 void EncodeJson(SpanBatch spans, std::string& out) {
-  out.reserve(out.size() + 64 + spans.size() * 512);
-  JsonWriter w(out);
+  JsonWriter w(out, 64 + spans.size() * kJsonBytesPerSpan);
   w.Raw("{\"resourceSpans\":[");
   bool first_r = true;
   for (const auto& rg : Group(spans)) {
@@ -638,11 +946,9 @@ void EncodeJson(SpanBatch spans, std::string& out) {
     for (const auto& sg : rg.scopes) {
       if (!first_s) w.Char(',');
       first_s = false;
-      w.Raw("{\"scope\":{\"name\":");
-      w.String(sg.scope->name);
+      w.String("{\"scope\":{\"name\":", sg.scope->name);
       if (!sg.scope->version.empty()) {
-        w.Raw(",\"version\":");
-        w.String(sg.scope->version);
+        w.String(",\"version\":", sg.scope->version);
       }
       if (!sg.scope->attributes.empty()) {
         w.Char(',');
@@ -657,15 +963,13 @@ void EncodeJson(SpanBatch spans, std::string& out) {
       }
       w.Char(']');
       if (!sg.scope->schema_url.empty()) {
-        w.Raw(",\"schemaUrl\":");
-        w.String(sg.scope->schema_url);
+        w.String(",\"schemaUrl\":", sg.scope->schema_url);
       }
       w.Char('}');
     }
     w.Char(']');
     if (!rg.resource->schema_url().empty()) {
-      w.Raw(",\"schemaUrl\":");
-      w.String(rg.resource->schema_url());
+      w.String(",\"schemaUrl\":", rg.resource->schema_url());
     }
     w.Char('}');
   }

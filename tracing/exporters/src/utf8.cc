@@ -4,31 +4,6 @@
 #include <cstring>
 
 namespace prism::tracing::otlp::utf8 {
-namespace {
-
-// Length of the valid sequence at s[i], or 0 if invalid.
-size_t SequenceLength(const unsigned char* s, size_t n) {
-  unsigned char c = s[0];
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
-    if (c == 0xe0 && s[1] < 0xa0) return 0;   // overlong
-    if (c == 0xed && s[1] >= 0xa0) return 0;  // surrogate
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80) {
-      return 0;
-    }
-    if (c == 0xf0 && s[1] < 0x90) return 0;   // overlong
-    if (c == 0xf4 && s[1] >= 0x90) return 0;  // > U+10FFFF
-    return 4;
-  }
-  return 0;
-}
-
-}  // namespace
 
 bool IsValid(std::string_view sv) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());

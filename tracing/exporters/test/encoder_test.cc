@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "exporters_test_util.h"
 #include "prism/tracing/exporters/otlp_encoder.h"
@@ -197,6 +201,281 @@ TEST_F(EncoderTest, JsonFollowsOtlpJsonRules) {
   EXPECT_EQ(span["attributes"][1]["key"], "bad\xef\xbf\xbd");
   EXPECT_EQ(span["events"][0]["timeUnixNano"].is_string(), true);
   EXPECT_EQ(j["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["kind"], 3);
+}
+
+// The OTLP/JSON form of a string, written independently of the encoder:
+// UTF-8 decoded per RFC 3629, each byte that does not start a valid sequence
+// replaced by U+FFFD; then '"', '\\' and controls escaped (short forms for
+// \b \f \n \r \t, lower-case \u00xx for the others), nothing else.
+std::string RefJsonString(std::string_view in) {
+  std::string out = "\"";
+  size_t i = 0;
+  while (i < in.size()) {
+    auto c = static_cast<unsigned char>(in[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+      ++i;
+      continue;
+    }
+    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    uint32_t cp = len == 2 ? c & 0x1fu : len == 3 ? c & 0x0fu : c & 0x07u;
+    bool ok = len != 0 && c < 0xf8 && i + len <= in.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      auto d = static_cast<unsigned char>(in[i + k]);
+      ok = (d & 0xc0) == 0x80;
+      cp = cp << 6 | (d & 0x3fu);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    ok = ok && cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    if (ok) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  return out + "\"";
+}
+
+class JsonStringTest : public EncoderTest {
+ protected:
+  // Encodes one span whose attributes are (s, s) for each s in `strings`
+  // and checks the attributes array against RefJsonString, byte for byte.
+  void Check(const std::vector<std::string>& strings, std::string prefix = {}) {
+    store_->spans.clear();
+    auto provider = MakeCapturingProvider(store_);
+    provider->GetTracer("s").StartSpan("x").End();
+    ASSERT_EQ(store_->spans.size(), 1u);
+    std::string expected = "\"attributes\":[";
+    for (const auto& s : strings) {
+      store_->spans[0]->attributes.push_back(KeyValue{s, s});
+      if (expected.back() != '[') expected += ',';
+      expected +=
+          "{\"key\":" + RefJsonString(s) + ",\"value\":{\"stringValue\":" + RefJsonString(s) + "}}";
+    }
+    expected += "]";
+    std::string out = prefix;
+    otlp::EncodeJson(store_->spans, out);
+    ASSERT_EQ(out.compare(0, prefix.size(), prefix), 0) << "appends to what `out` holds";
+    size_t pos = out.find("\"attributes\":[", out.find("\"spans\":["));
+    ASSERT_NE(pos, std::string::npos);
+    ASSERT_EQ(out.substr(pos, expected.size()), expected);
+    EXPECT_TRUE(nlohmann::json::accept(std::string_view(out).substr(prefix.size())));
+  }
+};
+
+// Each piece (escapes, valid and invalid UTF-8) at every position in strings
+// of every length up to 40, so that it meets each 8-byte boundary of the
+// word-at-a-time scan, in short (< 8), two-word (8-16) and long strings.
+TEST_F(JsonStringTest, EveryPieceAtEveryPosition) {
+  const std::vector<std::string> pieces = {"\"",
+                                           "\\",
+                                           std::string(1, '\0'),
+                                           "\x01",
+                                           "\x1f",
+                                           "\n",
+                                           "\r",
+                                           "\t",
+                                           "\b",
+                                           "\f",
+                                           "\x7f",
+                                           " ",
+                                           "/",
+                                           "\"\\\"",
+                                           "\n\n\n\n\n\n\n\n\n",
+                                           "\xc3\xa9",          // U+00E9
+                                           "\xe2\x82\xac",      // U+20AC
+                                           "\xf0\x9f\x98\x80",  // U+1F600
+                                           "\xef\xbf\xbf",
+                                           "\xf4\x8f\xbf\xbf",
+                                           "\xed\x9f\xbf",
+                                           "\xc2\x80",  // edges, valid
+                                           "\x80",
+                                           "\xbf",
+                                           "\xff",
+                                           "\xfe",
+                                           "\xf5\x80\x80\x80",
+                                           "\xf8\x88\x80\x80\x80",
+                                           "\xc3",
+                                           "\xe2\x82",
+                                           "\xf0\x9f\x98",  // truncated
+                                           "\xc0\xaf",
+                                           "\xc1\xbf",
+                                           "\xe0\x80\xaf",
+                                           "\xf0\x80\x80\xaf",  // overlong
+                                           "\xed\xa0\x80",
+                                           "\xed\xbf\xbf",      // surrogates
+                                           "\xf4\x90\x80\x80",  // > U+10FFFF
+                                           "\xc3\xa9\xc3",
+                                           "\xe2\x28\xa1",
+                                           "\xc3\x28"};
+  for (const auto& piece : pieces) {
+    std::vector<std::string> strings;
+    for (size_t len = 0; len <= 40; ++len) {
+      for (size_t pos = 0; pos <= len; ++pos) {
+        strings.push_back(std::string(pos, 'a') + piece + std::string(len - pos, 'b'));
+      }
+    }
+    // Also the piece twice, 8 apart, and right at the end of an exact word.
+    strings.push_back("abcdefg" + piece + "12345678" + piece);
+    strings.push_back(std::string(16 - piece.size() % 16, 'z') + piece);
+    SCOPED_TRACE(::testing::PrintToString(piece));
+    Check(strings);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// Every byte value at every position of strings of 1 to 24 bytes.
+TEST_F(JsonStringTest, EveryByteAtEveryPosition) {
+  for (size_t len = 1; len <= 24; ++len) {
+    std::vector<std::string> strings;
+    for (size_t pos = 0; pos < len; ++pos) {
+      for (int b = 0; b < 256; ++b) {
+        std::string s(len, 'x');
+        s[pos] = static_cast<char>(b);
+        strings.push_back(std::move(s));
+      }
+    }
+    SCOPED_TRACE(len);
+    Check(strings);
+    if (HasFatalFailure()) return;
+  }
+  std::string all;
+  for (int b = 255; b >= 0; --b) all += static_cast<char>(b);
+  Check({all, all.substr(1), all.substr(3, 200)});
+}
+
+// Random mixes of clean text, escapes and UTF-8 fragments, valid or not.
+TEST_F(JsonStringTest, RandomStrings) {
+  static const char* const kPieces[] = {
+      "\"",       "\\",           "\n",           "\x01",
+      "\x7f",     "\xc3\xa9",     "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+      "\xc0\xaf", "\xed\xa0\x80", "\x80",         "\xff",
+      "\xe2\x82", "\xf0"};
+  std::mt19937 rng(42);
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::string> strings;
+    for (int k = 0; k < 100; ++k) {
+      size_t len = rng() % 80;
+      std::string s;
+      while (s.size() < len) {
+        if (rng() % 4 != 0) {
+          s += static_cast<char>('a' + rng() % 26);
+        } else if (rng() % 3 == 0) {
+          s += static_cast<char>(rng() % 256);
+        } else {
+          s += kPieces[rng() % (sizeof kPieces / sizeof *kPieces)];
+        }
+      }
+      strings.push_back(std::move(s));
+    }
+    Check(strings);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// Strings long enough to make the output grow while they are written (the
+// escapes expand 2x, 3x and 6x), appended after what `out` already holds.
+TEST_F(JsonStringTest, LongStringsAndAppending) {
+  Check({std::string(100000, '"'), std::string(100000, '\x01'), std::string(60000, '\xff'),
+         std::string(100001, 'x') + "\n", "end"},
+        "previous line\n");
+  std::string mixed;
+  for (int i = 0; i < 20000; ++i) mixed += i % 7 == 0 ? "\xe2\x82\xac\\" : "abcdefghijk";
+  Check({mixed, mixed.substr(5)}, std::string(5000, 'p'));
+}
+
+// Integers as to_string writes them, around each power of ten; ids in hex.
+TEST_F(EncoderTest, JsonNumbersAndIds) {
+  std::vector<uint64_t> values = {0, std::numeric_limits<uint64_t>::max(),
+                                  std::numeric_limits<uint64_t>::max() - 1, uint64_t{1} << 63,
+                                  1755000000123456789u};
+  for (uint64_t p = 1; p <= std::numeric_limits<uint64_t>::max() / 10; p *= 10) {
+    for (uint64_t v : {p - 1, p, p + 1, 2 * p, 9 * p, 10 * p - 1}) values.push_back(v);
+  }
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 200; ++i) values.push_back(rng() >> (rng() % 64));
+
+  auto provider = MakeCapturingProvider(store_);
+  auto tracer = provider->GetTracer("s");
+  for (size_t i = 0; i < values.size(); ++i) tracer.StartSpan("n").End();
+  std::vector<std::string> expected;
+  for (size_t i = 0; i < values.size(); ++i) {
+    SpanData& s = *store_->spans[i];
+    uint64_t v = values[i];
+    auto sv = static_cast<int64_t>(v);
+    auto neg = static_cast<int64_t>(0 - v);  // wraps, as INT64_MIN has no negation
+    s.start_unix_nano = v;
+    s.end_unix_nano = values[values.size() - 1 - i];
+    s.attributes = {{"i", sv}, {"neg", neg}, {"d", static_cast<double>(sv) / 3}};
+    s.dropped_attributes_count = static_cast<uint32_t>(v);
+    s.events.push_back(Event{"e", v / 3, {}, 0});
+    char d[32];
+    auto r = std::to_chars(d, d + sizeof d, static_cast<double>(sv) / 3);
+    expected.push_back(
+        "{\"traceId\":\"" + s.context.trace_id().ToHex() + "\",\"spanId\":\"" +
+        s.context.span_id().ToHex() + "\",\"flags\":" + std::to_string(otlp::SpanFlags(s)) +
+        ",\"name\":\"n\",\"kind\":1,\"startTimeUnixNano\":\"" + std::to_string(v) +
+        "\",\"endTimeUnixNano\":\"" + std::to_string(s.end_unix_nano) +
+        "\",\"attributes\":[{\"key\":\"i\",\"value\":{\"intValue\":\"" + std::to_string(sv) +
+        "\"}},{\"key\":\"neg\",\"value\":{\"intValue\":\"" + std::to_string(neg) +
+        "\"}},{\"key\":\"d\",\"value\":{\"doubleValue\":" + std::string(d, r.ptr) + "}}]" +
+        (s.dropped_attributes_count
+             ? ",\"droppedAttributesCount\":" + std::to_string(s.dropped_attributes_count)
+             : "") +
+        ",\"events\":[{\"timeUnixNano\":\"" + std::to_string(v / 3) +
+        "\",\"name\":\"e\",\"attributes\":[]}]}");
+  }
+  store_->spans[0]->attributes.push_back(
+      {"special", std::vector<double>{NAN, INFINITY, -INFINITY, -0.0, 1e300}});
+  store_->spans[0]->attributes.push_back({"min", int64_t{std::numeric_limits<int64_t>::min()}});
+  std::string out;
+  otlp::EncodeJson(store_->spans, out);
+  for (const auto& e : expected) {
+    if (&e == &expected[0]) continue;  // has the extra attributes
+    EXPECT_NE(out.find(e), std::string::npos) << e;
+  }
+  EXPECT_NE(out.find("{\"key\":\"special\",\"value\":{\"arrayValue\":{\"values\":["
+                     "{\"doubleValue\":\"NaN\"},{\"doubleValue\":\"Infinity\"},"
+                     "{\"doubleValue\":\"-Infinity\"},{\"doubleValue\":-0},"
+                     "{\"doubleValue\":1e+300}]}}},{\"key\":\"min\",\"value\":{\"intValue\":"
+                     "\"-9223372036854775808\"}}"),
+            std::string::npos);
+  auto j = nlohmann::json::parse(out);
+  auto& spans = j["resourceSpans"][0]["scopeSpans"][0]["spans"];
+  ASSERT_EQ(spans.size(), values.size());
+  EXPECT_EQ(spans[0]["startTimeUnixNano"], std::to_string(values[0]));
 }
 
 TEST(ResponseDecodingTest, PartialSuccessProtobufAndJson) {
