@@ -4,9 +4,15 @@
 #   off      loadgen -> prism-proxy -> memstore, tracing off (OTEL_SDK_DISABLED)
 #   ratio    the same, parentbased_traceidratio 0.01, trace file exporter
 #   on       the same, always_on, trace file exporter
+# All four servers start once and stay up; the runs are short and
+# interleaved (each round runs every path once, in a rotated order), so
+# every round compares the paths under the same machine conditions. The
+# shared VM's speed drifts by tens of percent over seconds: the figures that
+# matter are the per-round ratios and their median.
 # Usage: scripts/bench-proxy.sh [BUILD_DIR] [--record]
-#   env: DURATION (s, default 5), CONCURRENCY (default 32), ROUNDS (default 2)
-# --record appends the table to docs/benchmarks.md under "## Proxy".
+#   env: ROUNDS (default 30), DURATION (s per run, default 1),
+#        CONCURRENCY (default 32)
+# --record appends the tables to docs/benchmarks.md under "## Proxy".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-build}
@@ -17,9 +23,9 @@ BIN="$BUILD/bin"
 for b in prism-proxy prism-plugin-memstore prism-loadgen; do
   [ -x "$BIN/$b" ] || { echo "bench-proxy: $BIN/$b missing; build first" >&2; exit 1; }
 done
-DURATION=${DURATION:-5}
+DURATION=${DURATION:-1}
 CONCURRENCY=${CONCURRENCY:-32}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-30}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-bench-XXXXXX")
 PIDS=()
 cleanup() {
@@ -39,42 +45,47 @@ wait_serving() {  # address
   return 1
 }
 
-# start_proxy MODE -> sets PROXY_ADDR, PROXY_PID
-start_proxy() {
+declare -A ADDR PID
+start_direct() {
+  local port
+  port=$(free_port)
+  env OTEL_SDK_DISABLED=true "$BIN/prism-plugin-memstore" --listen "127.0.0.1:$port" \
+    >"$WORK/memstore.out" 2>"$WORK/memstore.log" &
+  PID[direct]=$!
+  PIDS+=("${PID[direct]}")
+  ADDR[direct]="127.0.0.1:$port"
+  wait_serving "${ADDR[direct]}"
+}
+
+start_proxy() {  # mode
   local mode=$1 port
   port=$(free_port)
-  cat >"$WORK/prism.yaml" <<YAML
+  mkdir -p "$WORK/$mode"
+  cat >"$WORK/$mode/prism.yaml" <<YAML
 listen: 127.0.0.1:$port
-data_dir: $WORK/data
+data_dir: $WORK/$mode/data
 namespaces:
   default:
     plugin:
       command: [prism-plugin-memstore]
 YAML
   local -a envs=(env -u OTEL_TRACES_SAMPLER -u OTEL_TRACES_SAMPLER_ARG -u OTEL_SDK_DISABLED
-                 -u OTEL_TRACES_EXPORTER "PRISM_TRACE_FILE=$WORK/traces-$mode.jsonl")
+                 -u OTEL_TRACES_EXPORTER -u OTEL_EXPORTER_OTLP_ENDPOINT
+                 "PRISM_TRACE_FILE=$WORK/$mode/traces.jsonl")
   case $mode in
     off) envs+=(OTEL_SDK_DISABLED=true) ;;
     ratio) envs+=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
     on) envs+=(OTEL_TRACES_SAMPLER=always_on) ;;
   esac
-  "${envs[@]}" "$BIN/prism-proxy" --config "$WORK/prism.yaml" >"$WORK/proxy-$mode.out" 2>"$WORK/proxy-$mode.log" &
-  PROXY_PID=$!
-  PIDS+=("$PROXY_PID")
-  PROXY_ADDR="127.0.0.1:$port"
-  wait_serving "$PROXY_ADDR"
+  "${envs[@]}" "$BIN/prism-proxy" --config "$WORK/$mode/prism.yaml" \
+    >"$WORK/$mode/proxy.out" 2>"$WORK/$mode/proxy.log" &
+  PID[$mode]=$!
+  PIDS+=("${PID[$mode]}")
+  ADDR[$mode]="127.0.0.1:$port"
+  wait_serving "${ADDR[$mode]}"
 }
 
-stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-run_load() {  # label address
-  "$BIN/prism-loadgen" -a "$2" -c "$CONCURRENCY" -d "$DURATION" -w 1 --json
-}
-# Unloaded latency: one call in flight.
-run_single() {  # address
-  "$BIN/prism-loadgen" -a "$1" -c 1 -d 2 -w 0.5 --no-set --json
-}
-# CPU seconds (user+system) used so far by a process and its children.
+# CPU ticks (user+system) used so far by a process and its children.
 cpu_of() {
   local total=0 p
   for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
@@ -85,103 +96,93 @@ cpu_of() {
   echo "$total"
 }
 
-declare -A RATE P50 P99 LAT1 CPU
-TICKS=$(getconf CLK_TCK)
-record_single() {  # label json
-  LAT1[$1]="${LAT1[$1]:-} $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["p50_us"])' "$2")"
-}
-record_cpu() {  # label ticks json  (CPU µs of the server side per call)
-  local us
-  us=$(python3 -c 'import json,sys; j=json.loads(sys.argv[2]); print(int(sys.argv[1])*1e6/int(sys.argv[3])/(j["calls_per_sec"]*(j["duration_s"]+1)))' "$2" "$3" "$TICKS")
-  CPU[$1]="${CPU[$1]:-} $us"
-}
-record() {  # label json
-  local rate p50 p99
-  rate=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["calls_per_sec"])' "$2")
-  p50=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["p50_us"])' "$2")
-  p99=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["p99_us"])' "$2")
-  RATE[$1]="${RATE[$1]:-} $rate"
-  P50[$1]="${P50[$1]:-} $p50"
-  P99[$1]="${P99[$1]:-} $p99"
-  printf '  %-7s %10.0f calls/s  p50 %8.1f us  p99 %8.1f us\n' "$1" "$rate" "$p50" "$p99"
+PATHS=(direct off ratio on)
+start_direct
+for mode in off ratio on; do start_proxy "$mode"; done
+
+RESULTS="$WORK/results.tsv"  # round path concurrency calls_per_sec p50 p99 cpu_ticks calls
+: >"$RESULTS"
+run() {  # round path concurrency
+  local c0 c1 j
+  c0=$(cpu_of "${PID[$2]}")
+  j=$("$BIN/prism-loadgen" -a "${ADDR[$2]}" -c "$3" -d "$DURATION" -w 0.3 --no-set --json)
+  c1=$(cpu_of "${PID[$2]}")
+  # The CPU ticks cover the warm-up too: count its calls at the measured rate.
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); d=float(sys.argv[6]); print("\t".join(sys.argv[2:5]+[str(j["calls_per_sec"]),str(j["p50_us"]),str(j["p99_us"]),sys.argv[5],str(int(j["calls"]*(d+0.3)/d))]))' \
+    "$j" "$1" "$2" "$3" "$((c1 - c0))" "$DURATION" >>"$RESULTS"
 }
 
-echo "bench-proxy: Get, $CONCURRENCY in flight, ${DURATION}s per run, $ROUNDS rounds, $(nproc) CPUs"
-MODES=(off ratio on)
+echo "bench-proxy: Get, $CONCURRENCY in flight (and 1 in flight), ${DURATION}s per run, $ROUNDS rounds, $(nproc) CPUs"
 for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round"
-  port=$(free_port)
-  env OTEL_SDK_DISABLED=true "$BIN/prism-plugin-memstore" --listen "127.0.0.1:$port" \
-    >"$WORK/memstore.out" 2>"$WORK/memstore.log" &
-  MEM_PID=$!
-  PIDS+=("$MEM_PID")
-  wait_serving "127.0.0.1:$port"
-  c0=$(cpu_of "$MEM_PID")
-  J=$(run_load direct "127.0.0.1:$port")
-  record_cpu direct $(( $(cpu_of "$MEM_PID") - c0 )) "$J"
-  record direct "$J"
-  record_single direct "$(run_single "127.0.0.1:$port")"
-  stop_pid "$MEM_PID"
-  # The proxy modes run in a rotated order so that none always runs first
-  # (the machine's speed drifts within a round too).
-  for i in 0 1 2; do
-    mode=${MODES[$(( (i + round - 1) % 3 ))]}
-    start_proxy "$mode"
-    c0=$(cpu_of "$PROXY_PID")
-    J=$(run_load "$mode" "$PROXY_ADDR")
-    record_cpu "$mode" $(( $(cpu_of "$PROXY_PID") - c0 )) "$J"
-    record "$mode" "$J"
-    record_single "$mode" "$(run_single "$PROXY_ADDR")"
-    stop_pid "$PROXY_PID"
+  for i in 0 1 2 3; do
+    path=${PATHS[$(( (i + round - 1) % 4 ))]}
+    run "$round" "$path" "$CONCURRENCY"
   done
+  for i in 0 1 2 3; do
+    path=${PATHS[$(( (i + round - 1) % 4 ))]}
+    run "$round" "$path" 1
+  done
+  : >"$WORK/on/traces.jsonl"  # always_on writes ~4 kB per call; keep the disk quiet
+  printf '.'
 done
+echo
 
-# Median of the rounds (the mean of the middle two for an even count).
-median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' $1; }
 TABLE=$(mktemp)
-{
-  echo "| path | tracing | calls/s | p50 (µs) | p99 (µs) | calls/s vs off | server CPU µs/call | p50 at 1 in flight (µs) |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
-  off_rate=$(median "${RATE[off]}")
-  for mode in direct off ratio on; do
-    r=$(median "${RATE[$mode]}"); p5=$(median "${P50[$mode]}"); p9=$(median "${P99[$mode]}")
-    case $mode in
-      direct) path="loadgen → memstore"; tr="off" ;;
-      off) path="loadgen → proxy → memstore"; tr="off (OTEL_SDK_DISABLED)" ;;
-      ratio) path="loadgen → proxy → memstore"; tr="parentbased_traceidratio 0.01, file" ;;
-      on) path="loadgen → proxy → memstore"; tr="always_on, file" ;;
-    esac
-    rel=$(python3 -c "print(f'{100*($r/$off_rate-1):+.1f}%')")
-    cpu=$(median "${CPU[$mode]}"); l1=$(median "${LAT1[$mode]}")
-    printf '| %s | %s | %.0f | %.1f | %.1f | %s | %.1f | %.1f |\n' "$path" "$tr" "$r" "$p5" "$p9" "$rel" "$cpu" "$l1"
-  done
-  d50=$(median "${P50[direct]}"); o50=$(median "${P50[off]}")
-  d1=$(median "${LAT1[direct]}"); o1=$(median "${LAT1[off]}")
-  python3 -c "print(f'\nproxy p50 / direct p50, tracing off: {$o50/$d50:.2f}x at $CONCURRENCY in flight, {$o1/$d1:.2f}x at 1 in flight (medians of the rounds)')"
-  # Paired figures: each round's ratio against the same round's run, then
-  # the median over rounds - robust against the machine's drift.
-  python3 - "${RATE[off]}" "${RATE[ratio]}" "${RATE[on]}" "${P50[direct]}" "${P50[off]}" <<'PY'
-import statistics, sys
-off, ratio, on, p50d, p50o = ([float(x) for x in a.split()] for a in sys.argv[1:6])
-def show(label, xs, fmt):
-    print(f"- {label}: median {fmt(statistics.median(xs))} (rounds: {', '.join(fmt(x) for x in xs)})")
+python3 - "$RESULTS" "$(getconf CLK_TCK)" "$CONCURRENCY" >"$TABLE" <<'PY'
+import collections, statistics, sys
+rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
+ticks, conc = int(sys.argv[2]), sys.argv[3]
+R = collections.defaultdict(dict)  # (round, conc) -> path -> row
+for rnd, path, c, rate, p50, p99, cpu, calls in rows:
+    R[(int(rnd), c)][path] = dict(rate=float(rate), p50=float(p50), p99=float(p99),
+                                  cpu=int(cpu) * 1e6 / ticks / max(int(calls), 1))
+def series(c, path, key):
+    return [R[k][path][key] for k in sorted(R) if k[1] == c and path in R[k]]
+def paired(c, a, b, key):
+    return [R[k][a][key] / R[k][b][key] for k in sorted(R) if k[1] == c and a in R[k] and b in R[k]]
+def q(xs):
+    xs = sorted(xs); n = len(xs)
+    return statistics.median(xs), xs[n // 4], xs[(3 * n) // 4]
+med = statistics.median
+names = {"direct": ("loadgen → memstore", "off"),
+         "off": ("loadgen → proxy → memstore", "off (OTEL_SDK_DISABLED)"),
+         "ratio": ("loadgen → proxy → memstore", "parentbased_traceidratio 0.01, file"),
+         "on": ("loadgen → proxy → memstore", "always_on, file")}
+n = len(series(conc, "off", "rate"))
+print(f"Medians over {n} rounds ({conc} in flight unless marked):\n")
+print("| path | tracing | calls/s | p50 (µs) | p99 (µs) | server CPU µs/call | p50 at 1 in flight (µs) |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for p in ("direct", "off", "ratio", "on"):
+    print(f"| {names[p][0]} | {names[p][1]} | {med(series(conc, p, 'rate')):.0f} | "
+          f"{med(series(conc, p, 'p50')):.1f} | {med(series(conc, p, 'p99')):.1f} | "
+          f"{med(series(conc, p, 'cpu')):.1f} | {med(series('1', p, 'p50')):.1f} |")
+print("\nPaired per round, median [interquartile range]:\n")
+print("| comparison | median | IQR |")
+print("|---|---:|---:|")
 pct = lambda x: f"{100 * (x - 1):+.1f}%"
-print("\nPaired per round (median, then every round):")
-show("calls/s, parentbased_traceidratio 0.01 vs off", [r / o for r, o in zip(ratio, off)], pct)
-show("calls/s, always_on vs off", [r / o for r, o in zip(on, off)], pct)
-show("p50 proxy (off) / p50 direct", [o / d for o, d in zip(p50o, p50d)], lambda x: f"{x:.2f}x")
+for label, xs, f in (
+    ("calls/s, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "rate"), pct),
+    ("calls/s, always_on vs off", paired(conc, "on", "off", "rate"), pct),
+    ("server CPU/call, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "cpu"), pct),
+    ("server CPU/call, always_on vs off", paired(conc, "on", "off", "cpu"), pct),
+    (f"p50 proxy (off) / p50 direct, {conc} in flight", paired(conc, "off", "direct", "p50"),
+     lambda x: f"{x:.2f}×"),
+    ("p50 proxy (off) / p50 direct, 1 in flight", paired("1", "off", "direct", "p50"),
+     lambda x: f"{x:.2f}×"),
+):
+    m, lo, hi = q(xs)
+    print(f"| {label} | **{f(m)}** | {f(lo)} … {f(hi)} |")
+print("\nServer CPU = CPU time of the server processes (proxy + its plugin, or memstore alone) per call.")
 PY
-  echo "Server CPU = CPU time of the server processes (proxy + its plugin, or memstore alone) per call."
-} >"$TABLE"
 echo
 cat "$TABLE"
 if [ "$RECORD" = 1 ]; then
   DOC="$ROOT/docs/benchmarks.md"
   [ -f "$DOC" ] || echo "# Benchmarks" >"$DOC"
-  grep -q '^## Proxy' "$DOC" || printf '\n## Proxy\n\nscripts/bench-proxy.sh (prism-loadgen, closed loop, Get of a 64-byte value).\n' >>"$DOC"
+  grep -q '^## Proxy' "$DOC" || printf '\n## Proxy\n' >>"$DOC"
   {
     echo
-    echo "### $(date -u +%Y-%m-%d) — $(nproc) CPUs, concurrency $CONCURRENCY, ${DURATION}s × $ROUNDS rounds (median)"
+    echo "### $(date -u '+%Y-%m-%d %H:%M') UTC — $(nproc) CPUs, $ROUNDS rounds × ${DURATION}s per run"
     echo
     cat "$TABLE"
   } >>"$DOC"

@@ -149,14 +149,13 @@ prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const En
   // Room for what a span usually gets later (peer, status, a few of the
   // caller's own): one allocation instead of regrowing.
   a.reserve(16);
-  a.push_back({std::string(attr::kRpcSystem), std::string("grpc")});
-  a.push_back({std::string(attr::kRpcSystemName), std::string("grpc")});
-  a.push_back({std::string(attr::kRpcService), std::string(method.service)});
-  a.push_back({std::string(attr::kRpcMethod), std::string(method.method)});
-  if (!server.address.empty()) {
-    a.push_back({std::string(attr::kServerAddress), server.address});
-  }
-  if (server.port > 0) a.push_back({std::string(attr::kServerPort), int64_t{server.port}});
+  namespace pt = prism::tracing;
+  pt::AppendString(a, attr::kRpcSystem, "grpc");
+  pt::AppendString(a, attr::kRpcSystemName, "grpc");
+  pt::AppendString(a, attr::kRpcService, method.service);
+  pt::AppendString(a, attr::kRpcMethod, method.method);
+  if (!server.address.empty()) pt::AppendString(a, attr::kServerAddress, server.address);
+  if (server.port > 0) pt::AppendInt(a, attr::kServerPort, server.port);
   return a;
 }
 

@@ -256,7 +256,9 @@ int main(int argc, char** argv) {
   }
   int selected_port = 0;
   builder.AddListeningPort(config.listen, creds, &selected_port);
-  builder.RegisterCallbackGenericService(&service);
+  UnknownMethodService unknown_methods;
+  builder.RegisterService(&service);
+  builder.RegisterCallbackGenericService(&unknown_methods);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || (config.listen.rfind("unix:", 0) != 0 && selected_port == 0)) {
     std::cerr << "prism-proxy: cannot listen on " << config.listen

@@ -59,26 +59,18 @@ void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& messa
   span.SetStatus(pt::StatusCode::kError, message);
 }
 
-class ForwardReactor final : public grpc::ServerGenericBidiReactor {
+// One forwarded call. A unary reactor on the raw (ByteBuffer) KeyValue
+// methods: the request arrives with the call, with no read to start and no
+// reaction to wait for - cheaper than a generic bidi stream.
+class ForwardReactor final : public grpc::ServerUnaryReactor {
  public:
-  ForwardReactor(const ProxyService& svc, grpc::GenericCallbackServerContext* ctx,
-                 const MethodInfo* method)
-      : svc_(svc), ctx_(ctx), method_(method) {
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      // The client half-closed (or cancelled) without sending a request.
-      Begin();
-      FinishWith(grpc::Status(grpc::INVALID_ARGUMENT, "no request message was sent"), true);
-      return;
-    }
+  ForwardReactor(const ProxyService& svc, grpc::CallbackServerContext* ctx,
+                 const MethodInfo* method, const grpc::ByteBuffer* request,
+                 grpc::ByteBuffer* response)
+      : svc_(svc), ctx_(ctx), method_(method), request_(*request), response_(*response) {
     Begin();
     Handle();
   }
-
-  void OnWriteDone(bool /*ok*/) override {}
 
   void OnCancel() override {
     if (forwarding_.load(std::memory_order_acquire)) client_ctx_->TryCancel();
@@ -88,6 +80,12 @@ class ForwardReactor final : public grpc::ServerGenericBidiReactor {
     server_span_.End();
     delete this;
   }
+
+  // Not gRPC API (grpc++ 1.51 ServerReactor): lets gRPC run OnDone on the
+  // thread that completed the call instead of handing it to its executor
+  // thread - one wake-up and context switch fewer per call. OnDone only ends
+  // a span (a non-blocking queue push) and frees memory.
+  bool InternalInlineable() override { return true; }
 
  private:
   // Extracts the caller's context, starts the SERVER span, sets the response
@@ -122,18 +120,16 @@ class ForwardReactor final : public grpc::ServerGenericBidiReactor {
     pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(method_->path),
                                               {svc_.options().listen_host, svc_.listen_port()});
     gt::Endpoint peer = gt::ParsePeer(ctx_->peer());
-    if (!peer.address.empty()) {
-      a.push_back({std::string(gt::attr::kNetworkPeerAddress), std::move(peer.address)});
-    }
-    if (peer.port) a.push_back({std::string(gt::attr::kNetworkPeerPort), int64_t{peer.port}});
-    a.push_back({"prism.request_id", request_id_});
-    a.push_back({"prism.operation", std::string(method_->operation)});
+    if (!peer.address.empty()) pt::AppendString(a, gt::attr::kNetworkPeerAddress, peer.address);
+    if (peer.port) pt::AppendInt(a, gt::attr::kNetworkPeerPort, peer.port);
+    pt::AppendString(a, "prism.request_id", request_id_);
+    pt::AppendString(a, "prism.operation", method_->operation);
     return a;
   }
 
   pt::Attributes ClientAttributes() const {
     pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(method_->path), endpoint_->server);
-    a.push_back({"prism.plugin", *plugin_name_});
+    pt::AppendString(a, "prism.plugin", *plugin_name_);
     return a;
   }
 
@@ -247,20 +243,19 @@ class ForwardReactor final : public grpc::ServerGenericBidiReactor {
     if (!s.ok() && (proxy_decided || gt::IsServerError(s.error_code()))) {
       RecordError(server_span_, s.error_code(), s.error_message());
     }
-    if (s.ok()) {
-      StartWriteAndFinish(&response_, grpc::WriteOptions(), s);
-    } else {
+    if (!s.ok()) {
       // Errors may travel as trailers-only: repeat the ids in the trailers.
       ctx_->AddTrailingMetadata("x-request-id", request_id_);
       ctx_->AddTrailingMetadata("x-trace-id", trace_id_);
-      Finish(s);
     }
+    Finish(s);  // OK sends *response (the plugin's bytes), errors send none
   }
 
   const ProxyService& svc_;
-  grpc::GenericCallbackServerContext* ctx_;
+  grpc::CallbackServerContext* ctx_;
   const MethodInfo* method_;
-  grpc::ByteBuffer request_, response_;
+  const grpc::ByteBuffer& request_;  // owned by gRPC until OnDone
+  grpc::ByteBuffer& response_;
   pt::Context parent_;
   pt::Span server_span_, client_span_;
   std::string request_id_, trace_id_, ns_;
@@ -283,13 +278,6 @@ class UnimplementedReactor final : public grpc::ServerGenericBidiReactor {
 
 }  // namespace
 
-const MethodInfo* FindMethod(std::string_view path) {
-  for (const auto& m : kMethods) {
-    if (path == m.path) return &m;
-  }
-  return nullptr;
-}
-
 ProxyService::ProxyService(const Authorizer& auth, const Supervisor& plugins,
                            ServiceOptions options)
     : auth_(auth),
@@ -299,11 +287,15 @@ ProxyService::ProxyService(const Authorizer& auth, const Supervisor& plugins,
       tracer_(pt::GetTracer("prism-proxy", std::string(pt::kSdkVersion))),
       propagator_(pt::GlobalPropagator()) {}
 
-grpc::ServerGenericBidiReactor* ProxyService::CreateReactor(
+grpc::ServerUnaryReactor* ProxyService::Forward(size_t method, grpc::CallbackServerContext* ctx,
+                                                const grpc::ByteBuffer* request,
+                                                grpc::ByteBuffer* response) {
+  return new ForwardReactor(*this, ctx, &kMethods[method], request, response);
+}
+
+grpc::ServerGenericBidiReactor* UnknownMethodService::CreateReactor(
     grpc::GenericCallbackServerContext* ctx) {
-  const MethodInfo* m = FindMethod(ctx->method());
-  if (!m) return new UnimplementedReactor(ctx->method());
-  return new ForwardReactor(*this, ctx, m);
+  return new UnimplementedReactor(ctx->method());
 }
 
 }  // namespace prism::proxy

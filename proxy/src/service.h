@@ -1,6 +1,8 @@
 #pragma once
-// The proxy's public KeyValue service: a generic (raw bytes) callback service
-// that authenticates, routes by namespace and forwards to the plugin.
+// The proxy's public KeyValue service: the 7 methods as raw (ByteBuffer)
+// unary callbacks that authenticate, route by namespace and forward the
+// bytes to the plugin; anything else gets UNIMPLEMENTED from a generic
+// service.
 
 #include <grpcpp/generic/async_generic_service.h>
 
@@ -11,6 +13,7 @@
 #include "plugins.h"
 #include "prism/tracing/propagation.h"
 #include "prism/tracing/tracer.h"
+#include "prism/v1/kv.grpc.pb.h"
 
 namespace prism::proxy {
 
@@ -24,18 +27,34 @@ struct MethodInfo {
   uint8_t right;          // kRead or kWrite
 };
 
-// nullptr for anything but the 7 KeyValue methods.
-const MethodInfo* FindMethod(std::string_view path);
-
 struct ServiceOptions {
   std::string listen_host;  // server.address of the SERVER span
   int listen_port = 0;
 };
 
-class ProxyService final : public grpc::CallbackGenericService {
+namespace kv = prism::v1;
+// Every KeyValue method as a raw callback: the proxy never decodes payloads.
+using RawKeyValueService = kv::KeyValue::WithRawCallbackMethod_Get<
+    kv::KeyValue::WithRawCallbackMethod_Set<kv::KeyValue::WithRawCallbackMethod_Delete<
+        kv::KeyValue::WithRawCallbackMethod_Exists<kv::KeyValue::WithRawCallbackMethod_BatchGet<
+            kv::KeyValue::WithRawCallbackMethod_BatchSet<
+                kv::KeyValue::WithRawCallbackMethod_BatchDelete<kv::KeyValue::Service>>>>>>>;
+
+class ProxyService final : public RawKeyValueService {
  public:
   ProxyService(const Authorizer& auth, const Supervisor& plugins, ServiceOptions options);
-  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;
+
+  // The method index is the order of the rpcs in kv.proto.
+  using Reactor = grpc::ServerUnaryReactor;
+  using Ctx = grpc::CallbackServerContext;
+  using Bytes = grpc::ByteBuffer;
+  Reactor* Get(Ctx* c, const Bytes* q, Bytes* r) override { return Forward(0, c, q, r); }
+  Reactor* Set(Ctx* c, const Bytes* q, Bytes* r) override { return Forward(1, c, q, r); }
+  Reactor* Delete(Ctx* c, const Bytes* q, Bytes* r) override { return Forward(2, c, q, r); }
+  Reactor* Exists(Ctx* c, const Bytes* q, Bytes* r) override { return Forward(3, c, q, r); }
+  Reactor* BatchGet(Ctx* c, const Bytes* q, Bytes* r) override { return Forward(4, c, q, r); }
+  Reactor* BatchSet(Ctx* c, const Bytes* q, Bytes* r) override { return Forward(5, c, q, r); }
+  Reactor* BatchDelete(Ctx* c, const Bytes* q, Bytes* r) override { return Forward(6, c, q, r); }
 
   const Authorizer& auth() const { return auth_; }
   const Supervisor& plugins() const { return plugins_; }
@@ -47,12 +66,20 @@ class ProxyService final : public grpc::CallbackGenericService {
   const prism::tracing::TextMapPropagator& propagator() const { return *propagator_; }
 
  private:
+  Reactor* Forward(size_t method, Ctx* ctx, const Bytes* request, Bytes* response);
+
   const Authorizer& auth_;
   const Supervisor& plugins_;
   ServiceOptions options_;
   std::atomic<int> listen_port_{0};
   prism::tracing::Tracer tracer_;
   std::shared_ptr<const prism::tracing::TextMapPropagator> propagator_;
+};
+
+// Methods other than the 7 above: UNIMPLEMENTED with a message that says so.
+class UnknownMethodService final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;
 };
 
 }  // namespace prism::proxy

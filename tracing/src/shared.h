@@ -50,7 +50,7 @@ inline int64_t SteadyNanos() {
 // Adds or replaces `key` in `attrs`, honouring the count and value-length
 // limits; what does not fit is counted in `dropped`. Defined in span.cc.
 void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
-                  std::string_view key, AttributeValue value);
+                  std::string_view key, AttributeValue&& value);
 
 // One monotonic clock read gives both times a span needs: the wall time is
 // the monotonic time plus a per-thread offset from CLOCK_REALTIME, refreshed

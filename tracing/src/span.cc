@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 
+#include <cstring>
 #include <typeinfo>
 
 #include "prism/tracing/diagnostics.h"
@@ -26,11 +27,16 @@ void Truncate(AttributeValue& value, uint32_t max_length) {
 namespace internal {
 // Adds or replaces `key`, honouring the count and length limits.
 void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
-                  std::string_view key, AttributeValue value) {
+                  std::string_view key, AttributeValue&& value) {
   if (key.empty()) return;  // the spec forbids empty keys
   Truncate(value, max_length);
+  // Most keys share a prefix ("rpc.", "prism."): compare size and last byte
+  // before calling memcmp.
+  const size_t n = key.size();
+  const char last = key[n - 1];
   for (auto& kv : attrs) {
-    if (kv.key == key) {
+    if (kv.key.size() == n && kv.key[n - 1] == last &&
+        std::memcmp(kv.key.data(), key.data(), n) == 0) {
       kv.value = std::move(value);
       return;
     }
@@ -41,7 +47,9 @@ void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint
   }
   // Spans that get attributes usually get several: skip the 1-2-4 growth.
   if (attrs.size() == attrs.capacity() && attrs.capacity() < 8) attrs.reserve(8);
-  attrs.push_back(KeyValue{std::string(key), std::move(value)});
+  KeyValue& kv = attrs.emplace_back();
+  kv.key.assign(key.data(), n);
+  kv.value = std::move(value);
 }
 }  // namespace internal
 

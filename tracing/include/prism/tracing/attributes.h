@@ -38,4 +38,17 @@ inline AttributeValue Value(std::vector<int64_t> v) { return v; }
 inline AttributeValue Value(std::vector<double> v) { return v; }
 inline AttributeValue Value(std::vector<std::string> v) { return v; }
 
+// Appends an entry built in place (no temporary KeyValue to move), without
+// looking for an existing key: for lists whose keys the caller knows are new.
+inline void AppendString(Attributes& a, std::string_view key, std::string_view value) {
+  KeyValue& kv = a.emplace_back();
+  kv.key.assign(key);
+  kv.value.emplace<std::string>(value);
+}
+inline void AppendInt(Attributes& a, std::string_view key, int64_t value) {
+  KeyValue& kv = a.emplace_back();
+  kv.key.assign(key);
+  kv.value = value;
+}
+
 }  // namespace prism::tracing
