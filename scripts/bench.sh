@@ -18,3 +18,9 @@ echo "== export"
   --benchmark_report_aggregates_only=true | grep median
 echo "== proxy vs direct (scripts/bench-proxy.sh)"
 bash "$ROOT/scripts/bench-proxy.sh" "$BUILD"
+if command -v valgrind >/dev/null; then
+  echo "== proxy instructions per call (scripts/bench-proxy-instructions.sh)"
+  bash "$ROOT/scripts/bench-proxy-instructions.sh" "$BUILD"
+else
+  echo "== skipping scripts/bench-proxy-instructions.sh: needs valgrind (apt-get install valgrind)"
+fi
