@@ -17,28 +17,15 @@ REPEAT=${REPEAT:-3}
 DURATION=${DURATION:-5}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-cg-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench-common.sh
+source "$ROOT/scripts/bench-common.sh"
 
 run_mode() {  # mode -> prints "proxy_ir plugin_ir" per call
   local mode=$1 port d pid f calls
   port=$(free_port)
   d=$(mktemp -d "$WORK/run-XXXX")
-  cat >"$d/prism.yaml" <<YAML
-listen: 127.0.0.1:$port
-data_dir: $d/data
-namespaces:
-  default:
-    plugin:
-      command: [prism-plugin-memstore]
-YAML
-  local -a envs=(env -u OTEL_TRACES_SAMPLER -u OTEL_TRACES_SAMPLER_ARG -u OTEL_SDK_DISABLED
-                 -u OTEL_TRACES_EXPORTER "PRISM_TRACE_FILE=$d/traces.jsonl")
-  case $mode in
-    off) envs+=(OTEL_SDK_DISABLED=true) ;;
-    ratio) envs+=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
-    on) envs+=(OTEL_TRACES_SAMPLER=always_on) ;;
-  esac
-  "${envs[@]}" valgrind --tool=callgrind --trace-children=yes -q \
+  proxy_setup "$d" "$port" "$mode"
+  "${PROXY_ENV[@]}" valgrind --tool=callgrind --trace-children=yes -q \
     --callgrind-out-file="$d/cg.%p" "$BIN/prism-proxy" --config "$d/prism.yaml" >"$d/out" 2>"$d/log" &
   pid=$!
   for _ in $(seq 1 300); do

@@ -34,7 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench-common.sh
+source "$ROOT/scripts/bench-common.sh"
 
 wait_serving() {  # address
   for _ in $(seq 1 200); do
@@ -60,24 +61,8 @@ start_direct() {
 start_proxy() {  # mode
   local mode=$1 port
   port=$(free_port)
-  mkdir -p "$WORK/$mode"
-  cat >"$WORK/$mode/prism.yaml" <<YAML
-listen: 127.0.0.1:$port
-data_dir: $WORK/$mode/data
-namespaces:
-  default:
-    plugin:
-      command: [prism-plugin-memstore]
-YAML
-  local -a envs=(env -u OTEL_TRACES_SAMPLER -u OTEL_TRACES_SAMPLER_ARG -u OTEL_SDK_DISABLED
-                 -u OTEL_TRACES_EXPORTER -u OTEL_EXPORTER_OTLP_ENDPOINT
-                 "PRISM_TRACE_FILE=$WORK/$mode/traces.jsonl")
-  case $mode in
-    off) envs+=(OTEL_SDK_DISABLED=true) ;;
-    ratio) envs+=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
-    on) envs+=(OTEL_TRACES_SAMPLER=always_on) ;;
-  esac
-  "${envs[@]}" "$BIN/prism-proxy" --config "$WORK/$mode/prism.yaml" \
+  proxy_setup "$WORK/$mode" "$port" "$mode"
+  "${PROXY_ENV[@]}" "$BIN/prism-proxy" --config "$WORK/$mode/prism.yaml" \
     >"$WORK/$mode/proxy.out" 2>"$WORK/$mode/proxy.log" &
   PID[$mode]=$!
   PIDS+=("${PID[$mode]}")

@@ -470,21 +470,19 @@ class JsonWriter {
   // 64-bit integers are decimal strings in OTLP/JSON.
   template <size_t N>
   void QuotedUint(const char (&prefix)[N], uint64_t v) {
-    Ensure(N + 1 + kNumberRoom);
-    std::memcpy(p_, prefix, N - 1);
-    char* p = p_ + N - 1;
-    *p++ = '"';
-    p = WriteUint(p, v);
-    *p++ = '"';
-    p_ = p;
+    Quoted(prefix, [v](char* p) { return WriteUint(p, v); });
   }
   template <size_t N>
   void QuotedInt(const char (&prefix)[N], int64_t v) {
+    Quoted(prefix, [v](char* p) { return WriteInt(p, v); });
+  }
+  template <size_t N, typename WriteNumber>
+  void Quoted(const char (&prefix)[N], WriteNumber write) {
     Ensure(N + 1 + kNumberRoom);
     std::memcpy(p_, prefix, N - 1);
     char* p = p_ + N - 1;
     *p++ = '"';
-    p = WriteInt(p, v);
+    p = write(p);
     *p++ = '"';
     p_ = p;
   }
@@ -613,26 +611,24 @@ char* JsonWriter::Quoted(char* p, std::string_view sv) {
 
 // Quoted for n > 16 (little-endian only).
 char* JsonWriter::QuotedLong(char* p, const unsigned char* s, size_t n) {
+  // Copies the 8 bytes at `at`; at the first byte that needs care, hands the
+  // rest to QuotedSlow and returns where it ended (nullptr: all 8 clean).
+  auto copy_word = [&](size_t at) -> char* {
+    uint64_t w = Load64(s + at);
+    uint64_t special = SpecialBytes(w);
+    Store64(p + at, w);
+    if (special == 0) [[likely]]
+      return nullptr;
+    at += FirstSpecial(special);
+    return QuotedSlow(p + at, s, n, at);
+  };
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    uint64_t w = Load64(s + i);
-    uint64_t special = SpecialBytes(w);
-    Store64(p + i, w);
-    if (special != 0) [[unlikely]] {
-      i += FirstSpecial(special);
-      return QuotedSlow(p + i, s, n, i);
-    }
+    if (char* end = copy_word(i)) return end;
   }
   if (i < n) {
     // The last 8 bytes again: those before i are known to be clean.
-    i = n - 8;
-    uint64_t w = Load64(s + i);
-    uint64_t special = SpecialBytes(w);
-    Store64(p + i, w);
-    if (special != 0) [[unlikely]] {
-      i += FirstSpecial(special);
-      return QuotedSlow(p + i, s, n, i);
-    }
+    if (char* end = copy_word(n - 8)) return end;
   }
   p += n;
   *p++ = '"';

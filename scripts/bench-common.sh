@@ -1,0 +1,28 @@
+# Shared by the proxy benchmarks (sourced, not run).
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# proxy_setup DIR PORT MODE: writes DIR/prism.yaml (namespace "default" on a
+# memstore plugin) and sets PROXY_ENV, the env(1) prefix for tracing MODE:
+# off (OTEL_SDK_DISABLED), ratio (parentbased_traceidratio 0.01) or on
+# (always_on); traces go to DIR/traces.jsonl.
+proxy_setup() {
+  local dir=$1 port=$2 mode=$3
+  mkdir -p "$dir"
+  cat >"$dir/prism.yaml" <<YAML
+listen: 127.0.0.1:$port
+data_dir: $dir/data
+namespaces:
+  default:
+    plugin:
+      command: [prism-plugin-memstore]
+YAML
+  PROXY_ENV=(env -u OTEL_TRACES_SAMPLER -u OTEL_TRACES_SAMPLER_ARG -u OTEL_SDK_DISABLED
+             -u OTEL_TRACES_EXPORTER -u OTEL_EXPORTER_OTLP_ENDPOINT
+             "PRISM_TRACE_FILE=$dir/traces.jsonl")
+  case $mode in
+    off) PROXY_ENV+=(OTEL_SDK_DISABLED=true) ;;
+    ratio) PROXY_ENV+=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
+    on) PROXY_ENV+=(OTEL_TRACES_SAMPLER=always_on) ;;
+  esac
+}
