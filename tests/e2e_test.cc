@@ -436,6 +436,114 @@ TEST(ProxyE2E, DeadlineTravelsToThePlugin) {
     std::filesystem::remove_all(dir);
 }
 
+// A plugin that stops answering (SIGSTOP) costs the caller its deadline,
+// not more, and other calls work again once it resumes.
+TEST(ProxyE2E, StalledPluginCostsTheCallerItsDeadline) {
+  std::string dir = MakeTempDir();
+  // Health checks far apart: the supervisor must not restart the plugin here.
+  Proxy proxy(dir,
+              "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n"
+              "supervision: {health_interval: 60s}\n");
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  Client c(proxy.address());
+  ASSERT_TRUE(c.Set("m", "k", "v").status.ok());
+  pid_t plugin = proxy.PluginPid("m");
+  ASSERT_GT(plugin, 0);
+  ASSERT_EQ(kill(plugin, SIGSTOP), 0);
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.Get("m", "k", "", 800ms);
+  auto took = std::chrono::steady_clock::now() - start;
+  kill(plugin, SIGCONT);
+  EXPECT_EQ(r.status.error_code(), grpc::DEADLINE_EXCEEDED) << r.status.error_message();
+  EXPECT_LT(took, 3s);
+  bool recovered = false;
+  for (int i = 0; i < 50 && !recovered; ++i) {
+    recovered = c.Get("m", "k").status.ok();
+    if (!recovered) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(recovered);
+  EXPECT_EQ(proxy.Stop(), 0);
+  if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
+    std::filesystem::remove_all(dir);
+}
+
+// The proxy's own grpc.health.v1 service answers next to the raw KeyValue
+// methods and the catch-all for unknown methods.
+TEST(ProxyE2E, AnswersHealthChecks) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n");
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  grpc::GenericStub generic(
+      grpc::CreateChannel(proxy.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  grpc::Slice empty;  // HealthCheckRequest{service: ""} is zero bytes
+  grpc::ByteBuffer req(&empty, 1), resp;
+  std::promise<grpc::Status> done;
+  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp,
+                    [&](grpc::Status s) { done.set_value(s); });
+  grpc::Status st = done.get_future().get();
+  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(resp.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));  // status: SERVING
+  EXPECT_EQ(proxy.Stop(), 0);
+  if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
+    std::filesystem::remove_all(dir);
+}
+
+// With --tls-cert/--tls-key the proxy serves TLS only: a client that trusts
+// the certificate works, a plaintext one does not.
+TEST(ProxyE2E, ServesTlsWithACertificate) {
+  std::string dir = MakeTempDir();
+  auto gen = RunProcess(
+      "/usr/bin/openssl",
+      {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+       "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1", "-subj",
+       "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"});
+  ASSERT_EQ(gen.exit_code, 0) << "openssl (Debian package openssl) failed: " << gen.err;
+  Proxy proxy(dir, "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n",
+              {"--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"});
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  EXPECT_NE(proxy.banner().find("(TLS)"), std::string::npos) << proxy.banner();
+
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadFile(dir + "/cert.pem");
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  auto stub = prism::v1::KeyValue::NewStub(
+      grpc::CreateCustomChannel(proxy.address(), grpc::SslCredentials(ssl), args));
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    prism::v1::SetRequest req;
+    req.set_namespace_("m");
+    req.set_key("k");
+    req.set_value("over tls");
+    prism::v1::SetResponse resp;
+    grpc::Status st = stub->Set(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    prism::v1::GetRequest req;
+    req.set_namespace_("m");
+    req.set_key("k");
+    prism::v1::GetResponse resp;
+    grpc::Status st = stub->Get(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(resp.value(), "over tls");
+  }
+  auto plain = Client(proxy.address()).Get("m", "k", "", 2s);
+  EXPECT_FALSE(plain.status.ok());
+  EXPECT_EQ(proxy.Stop(), 0);
+  if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
+    std::filesystem::remove_all(dir);
+}
+
 // Invalid configuration: exit code 2 and a message naming the key and line.
 TEST(ProxyE2E, InvalidConfigExitsTwoWithKeyAndLine) {
   std::string dir = MakeTempDir();
