@@ -36,12 +36,8 @@ class ClientTracingInterceptor final : public grpc::experimental::Interceptor {
     options.kind = prism::tracing::SpanKind::kClient;
     if (parent) options.parent = std::move(*parent);
     MethodName method = SplitMethod(info->method() ? info->method() : "");
-    const bool eager = state_->tracer.SamplerReadsAttributes();
-    if (eager) options.attributes = RpcStartAttributes(method, state_->server);
-    span_ = state_->tracer.StartSpan(method.full, std::move(options));
-    if (!eager && span_.IsRecording()) {
-      span_.SetAttributes(RpcStartAttributes(method, state_->server));
-    }
+    span_ = state_->tracer.StartSpan(method.full, std::move(options),
+                                     [&] { return RpcStartAttributes(method, state_->server); });
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* m) override {
@@ -116,11 +112,8 @@ Span StartClientSpan(const prism::tracing::Tracer& tracer, std::string_view meth
   options.kind = prism::tracing::SpanKind::kClient;
   options.parent = std::move(parent);
   MethodName method = SplitMethod(method_path);
-  const bool eager = tracer.SamplerReadsAttributes();
-  if (eager) options.attributes = RpcStartAttributes(method, server);
-  Span span = tracer.StartSpan(method.full, std::move(options));
-  if (!eager && span.IsRecording()) span.SetAttributes(RpcStartAttributes(method, server));
-  return span;
+  return tracer.StartSpan(method.full, std::move(options),
+                          [&] { return RpcStartAttributes(method, server); });
 }
 
 }  // namespace prism::grpc_tracing

@@ -70,11 +70,9 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     prism::tracing::StartSpanOptions options;
     options.kind = prism::tracing::SpanKind::kServer;
     options.parent = incoming.span_context();  // invalid: a new trace
-    const bool eager = state_->tracer.SamplerReadsAttributes();
-    if (eager) options.attributes = RpcStartAttributes(method, state_->server);
-    span_ = state_->tracer.StartSpan(method.full, std::move(options));
+    span_ = state_->tracer.StartSpan(method.full, std::move(options),
+                                     [&] { return RpcStartAttributes(method, state_->server); });
     if (span_.IsRecording()) {
-      if (!eager) span_.SetAttributes(RpcStartAttributes(method, state_->server));
       Endpoint peer = ParsePeer(ctx_->peer());
       if (!peer.address.empty()) span_.SetAttribute(attr::kNetworkPeerAddress, peer.address);
       if (peer.port > 0) span_.SetAttribute(attr::kNetworkPeerPort, int64_t{peer.port});

@@ -105,12 +105,8 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     opts.kind = pt::SpanKind::kServer;
     opts.parent = parent_.span_context();
     opts.root = !parent_.span_context().IsValid();
-    // Attributes are built only for a sampler that reads them or a span that
-    // records: an unsampled call pays for none of them.
-    const bool eager = svc_.tracer().SamplerReadsAttributes();
-    if (eager) opts.attributes = ServerAttributes();
-    server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts));
-    if (!eager && server_span_.IsRecording()) server_span_.SetAttributes(ServerAttributes());
+    server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
+                                           [this] { return ServerAttributes(); });
     trace_id_ = server_span_.context().trace_id().ToHex();
     ctx_->AddInitialMetadata("x-request-id", request_id_);
     ctx_->AddInitialMetadata("x-trace-id", trace_id_);
@@ -208,10 +204,8 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     pt::StartSpanOptions o;
     o.kind = pt::SpanKind::kClient;
     o.parent = server_span_.context();
-    const bool eager = svc_.tracer().SamplerReadsAttributes();
-    if (eager) o.attributes = ClientAttributes();
-    client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o));
-    if (!eager && client_span_.IsRecording()) client_span_.SetAttributes(ClientAttributes());
+    client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o),
+                                           [this] { return ClientAttributes(); });
     {
       gt::ClientContextCarrier out(*client_ctx_);
       svc_.propagator().Inject(parent_.WithSpanContext(client_span_.context()), out);

@@ -219,5 +219,42 @@ TEST(Sampler, BuiltInSamplersDoNotReadAttributes) {
   EXPECT_FALSE(lazy->GetTracer("t").SamplerReadsAttributes());
   EXPECT_FALSE(Tracer().SamplerReadsAttributes());
 }
+
+TEST(Sampler, StartSpanBuildsAttributesOnlyWhenRead) {
+  InMemorySpanRecorder rec;
+  int built = 0;
+  auto make = [&] {
+    ++built;
+    return Attributes{{"k", std::string("v")}};
+  };
+  // A dropped span never builds them.
+  auto off = testing::RecordingProvider(rec, MakeAlwaysOffSampler());
+  EXPECT_FALSE(off->GetTracer("t").StartSpan("a", StartSpanOptions{}, make).IsRecording());
+  EXPECT_EQ(built, 0);
+  // A recording span gets them once, after the decision.
+  auto on = testing::RecordingProvider(rec, MakeAlwaysOnSampler());
+  on->GetTracer("t").StartSpan("b", StartSpanOptions{}, make).End();
+  EXPECT_EQ(built, 1);
+  ASSERT_EQ(rec.spans().size(), 1u);
+  EXPECT_EQ(std::get<std::string>(*rec.spans()[0].FindAttribute("k")), "v");
+  // A sampler that reads them sees them at start, even when it drops the span.
+  class SeesAttributes final : public Sampler {
+   public:
+    explicit SeesAttributes(bool* saw) : saw_(saw) {}
+    SamplingResult ShouldSample(const SamplingParameters& p) const override {
+      *saw_ = !p.attributes.empty();
+      return {SamplingDecision::kDrop, {}, std::nullopt};
+    }
+    std::string Description() const override { return "SeesAttributes"; }
+
+   private:
+    bool* saw_;
+  };
+  bool saw = false;
+  auto reads = testing::RecordingProvider(rec, std::make_unique<SeesAttributes>(&saw));
+  reads->GetTracer("t").StartSpan("c", StartSpanOptions{}, make);
+  EXPECT_TRUE(saw);
+  EXPECT_EQ(built, 2);
+}
 }  // namespace
 }  // namespace prism::tracing

@@ -757,6 +757,13 @@ void JsonAttributes(JsonWriter& w, const Attributes& attributes) {
   w.Char(']');
 }
 
+// ,"attributes":[...] and, when some were dropped, how many.
+void JsonAttributesAndDropped(JsonWriter& w, const Attributes& attributes, uint32_t dropped) {
+  w.Char(',');
+  JsonAttributes(w, attributes);
+  if (dropped) w.Uint(",\"droppedAttributesCount\":", dropped);
+}
+
 void JsonSpan(JsonWriter& w, const SpanData& s) {
   w.Hex("{\"traceId\":", s.context.trace_id().bytes());
   w.Hex(",\"spanId\":", s.context.span_id().bytes());
@@ -771,11 +778,7 @@ void JsonSpan(JsonWriter& w, const SpanData& s) {
   w.Uint(",\"kind\":", static_cast<uint64_t>(s.kind));
   w.QuotedUint(",\"startTimeUnixNano\":", s.start_unix_nano);
   w.QuotedUint(",\"endTimeUnixNano\":", s.end_unix_nano);
-  w.Char(',');
-  JsonAttributes(w, s.attributes);
-  if (s.dropped_attributes_count) {
-    w.Uint(",\"droppedAttributesCount\":", s.dropped_attributes_count);
-  }
+  JsonAttributesAndDropped(w, s.attributes, s.dropped_attributes_count);
   if (!s.events.empty()) {
     w.Raw(",\"events\":[");
     bool first = true;
@@ -784,11 +787,7 @@ void JsonSpan(JsonWriter& w, const SpanData& s) {
       first = false;
       w.QuotedUint("{\"timeUnixNano\":", e.time_unix_nano);
       w.String(",\"name\":", e.name);
-      w.Char(',');
-      JsonAttributes(w, e.attributes);
-      if (e.dropped_attributes_count) {
-        w.Uint(",\"droppedAttributesCount\":", e.dropped_attributes_count);
-      }
+      JsonAttributesAndDropped(w, e.attributes, e.dropped_attributes_count);
       w.Char('}');
     }
     w.Char(']');
@@ -807,11 +806,7 @@ void JsonSpan(JsonWriter& w, const SpanData& s) {
       if (!l.context.trace_state().empty()) {
         w.String(",\"traceState\":", l.context.trace_state().ToHeader());
       }
-      w.Char(',');
-      JsonAttributes(w, l.attributes);
-      if (l.dropped_attributes_count) {
-        w.Uint(",\"droppedAttributesCount\":", l.dropped_attributes_count);
-      }
+      JsonAttributesAndDropped(w, l.attributes, l.dropped_attributes_count);
       w.Uint(",\"flags\":", LinkFlags(l));
       w.Char('}');
     }

@@ -44,6 +44,20 @@ class Tracer {
   // StartSpan. False: build them only if the span records (SetAttributes).
   bool SamplerReadsAttributes() const;
 
+  // StartSpan whose start attributes come from `make_attributes()`, called
+  // only when someone will read them: before the decision for a sampler that
+  // reads attributes, otherwise after it and only for a recording span. An
+  // unsampled span pays for none of them.
+  template <typename MakeAttributes>
+  Span StartSpan(std::string_view name, StartSpanOptions options,
+                 MakeAttributes&& make_attributes) const {
+    const bool eager = SamplerReadsAttributes();
+    if (eager) options.attributes = make_attributes();
+    Span span = StartSpan(name, std::move(options));
+    if (!eager && span.IsRecording()) span.SetAttributes(make_attributes());
+    return span;
+  }
+
  private:
   friend class TracerProvider;
   explicit Tracer(std::shared_ptr<const internal::TracerShared> shared)
