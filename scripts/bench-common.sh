@@ -4,8 +4,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # proxy_setup DIR PORT MODE: writes DIR/prism.yaml (namespace "default" on a
 # memstore plugin) and sets PROXY_ENV, the env(1) prefix for tracing MODE:
-# off (OTEL_SDK_DISABLED), ratio (parentbased_traceidratio 0.01) or on
-# (always_on); traces go to DIR/traces.jsonl.
+# off (OTEL_SDK_DISABLED), never (parentbased_always_off: context still
+# extracted and injected, nothing recorded), ratio (parentbased_traceidratio
+# 0.01) or on (always_on); traces go to DIR/traces.jsonl.
 proxy_setup() {
   local dir=$1 port=$2 mode=$3
   mkdir -p "$dir"
@@ -22,6 +23,7 @@ YAML
              "PRISM_TRACE_FILE=$dir/traces.jsonl")
   case $mode in
     off) PROXY_ENV+=(OTEL_SDK_DISABLED=true) ;;
+    never) PROXY_ENV+=(OTEL_TRACES_SAMPLER=parentbased_always_off) ;;
     ratio) PROXY_ENV+=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
     on) PROXY_ENV+=(OTEL_TRACES_SAMPLER=always_on) ;;
   esac

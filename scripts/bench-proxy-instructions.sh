@@ -3,8 +3,10 @@
 # machine's noise does not move (wall-clock figures on a shared VM drift by
 # tens of percent; user-space instruction counts by a few).
 #   loadgen -> prism-proxy -> prism-plugin-memstore, Get, 4 calls in flight,
-#   modes off (OTEL_SDK_DISABLED) / ratio (parentbased_traceidratio 0.01) /
-#   on (always_on), trace file exporter; counters zeroed after a warm-up.
+#   modes off (OTEL_SDK_DISABLED) / never (parentbased_always_off: the
+#   context is propagated, nothing recorded) / ratio (parentbased_traceidratio
+#   0.01) / on (always_on), trace file exporter; counters zeroed after a
+#   warm-up.
 # Usage: scripts/bench-proxy-instructions.sh [BUILD_DIR]   env: REPEAT (3), DURATION (5)
 # Needs valgrind (apt-get install valgrind). Kernel time is not counted.
 set -euo pipefail
@@ -52,20 +54,22 @@ run_mode() {  # mode -> prints "proxy_ir plugin_ir" per call
 
 declare -A PX PL
 for r in $(seq 1 "$REPEAT"); do
-  for mode in off ratio on; do
+  for mode in off never ratio on; do
     read -r p q < <(run_mode "$mode")
     PX[$mode]="${PX[$mode]:-} $p"; PL[$mode]="${PL[$mode]:-} $q"
     printf '  round %d %-5s proxy %7d  plugin %7d instructions/call\n' "$r" "$mode" "$p" "$q"
   done
 done
-python3 - "${PX[off]}" "${PL[off]}" "${PX[ratio]}" "${PL[ratio]}" "${PX[on]}" "${PL[on]}" <<'PY'
+python3 - "${PX[off]}" "${PL[off]}" "${PX[ratio]}" "${PL[ratio]}" "${PX[on]}" "${PL[on]}" \
+  "${PX[never]}" "${PL[never]}" <<'PY'
 import statistics, sys
-v = [[float(x) for x in a.split()] for a in sys.argv[1:7]]
+v = [[float(x) for x in a.split()] for a in sys.argv[1:9]]
 m = [statistics.median(x) for x in v]
 off = m[0] + m[1]
 print("\n| tracing | proxy instr/call | plugin instr/call | both | vs off |")
 print("|---|---:|---:|---:|---:|")
-for name, i in (("off", 0), ("parentbased_traceidratio 0.01", 2), ("always_on", 4)):
+for name, i in (("off", 0), ("parentbased_always_off (propagation only)", 6),
+                ("parentbased_traceidratio 0.01", 2), ("always_on", 4)):
     both = m[i] + m[i + 1]
     print(f"| {name} | {m[i]:,.0f} | {m[i+1]:,.0f} | {both:,.0f} | {100*(both/off-1):+.1f}% |")
 print("\nMedians of", len(v[0]), "runs each; user-space instructions only (callgrind).")

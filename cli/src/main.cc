@@ -126,8 +126,8 @@ class KvCall {
     if (request_id.empty()) {
       request_id = MetadataValue(ctx_.GetServerTrailingMetadata(), "x-request-id");
     }
-    if (trace_id.empty() && span_.context().IsValid())
-      trace_id = span_.context().trace_id().ToHex();
+    if (trace_id.empty() && span_.context().IsValid() && span_.context().IsSampled())
+      trace_id = span_.context().trace_id().ToHex();  // e.g. the proxy was unreachable
     if (span_.IsRecording()) span_.SetAttribute("prism.request_id", request_id);
     span_.End();
     if (provider_) provider_->Shutdown();

@@ -287,7 +287,7 @@ int main(int argc, char** argv) {
   }
   banner << "  " << auth_line << "\n";
   bool any = false;
-  for (const auto& e : exporters) {
+  for (const auto& e : provider->disabled() ? std::vector<std::string>{} : exporters) {
     if (e == "file") {
       banner << "  traces -> " << trace_file.string() << " (prism trace ls)\n";
     } else if (e == "otlp") {

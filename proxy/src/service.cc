@@ -107,9 +107,14 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     opts.root = !parent_.span_context().IsValid();
     server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
                                            [this] { return ServerAttributes(); });
-    trace_id_ = server_span_.context().trace_id().ToHex();
     ctx_->AddInitialMetadata("x-request-id", request_id_);
-    ctx_->AddInitialMetadata("x-trace-id", trace_id_);
+    // x-trace-id names a trace someone can look up: only a sampled one. An
+    // unsampled request (the 99 % at 1 % sampling, or tracing disabled with
+    // no caller's trace) has none anywhere; x-request-id still identifies it.
+    if (const pt::SpanContext& sc = server_span_.context(); sc.IsValid() && sc.IsSampled()) {
+      trace_id_ = sc.trace_id().ToHex();
+      ctx_->AddInitialMetadata("x-trace-id", trace_id_);
+    }
   }
 
   pt::Attributes ServerAttributes() const {
@@ -240,7 +245,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     if (!s.ok()) {
       // Errors may travel as trailers-only: repeat the ids in the trailers.
       ctx_->AddTrailingMetadata("x-request-id", request_id_);
-      ctx_->AddTrailingMetadata("x-trace-id", trace_id_);
+      if (!trace_id_.empty()) ctx_->AddTrailingMetadata("x-trace-id", trace_id_);
     }
     Finish(s);  // OK sends *response (the plugin's bytes), errors send none
   }

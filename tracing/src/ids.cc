@@ -1,11 +1,13 @@
 #include "prism/tracing/ids.h"
 
+#include <endian.h>
 #include <pthread.h>
 #include <sys/random.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 
 namespace prism::tracing {
 namespace {
@@ -71,8 +73,8 @@ inline Xoshiro& Generator() {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-// Lower-case hex digit -> value, anything else -> 0xff (one load per char;
-// traceparent parsing runs on every incoming call).
+// Lower-case hex digit -> value, anything else -> 0xff: the byte-at-a-time
+// path for odd lengths (version, flags).
 constexpr std::array<uint8_t, 256> kHexValue = [] {
   std::array<uint8_t, 256> t{};
   for (auto& v : t) v = 0xff;
@@ -81,16 +83,67 @@ constexpr std::array<uint8_t, 256> kHexValue = [] {
   return t;
 }();
 
+constexpr uint64_t kEachByte = 0x0101010101010101ULL;
+
+// Ids are read from every incoming traceparent and written into every
+// outgoing one, so they are converted 8 characters per 64-bit word rather
+// than one table lookup per character (~4x fewer instructions). The word
+// holds the characters in memory order (little-endian: first char lowest).
+
+// 8 lower-case hex chars -> 4 bytes; false if any char is not [0-9a-f].
+bool DecodeWord(const char* in, uint8_t* out) {
+  uint64_t x;
+  std::memcpy(&x, in, 8);
+  x = le64toh(x);
+  // With every byte below 0x80, adding k < 0x80 per byte never carries into
+  // the next byte, and bit 7 then says "byte >= 0x80 - k".
+  const uint64_t high = x & (0x80 * kEachByte);
+  const uint64_t ge_0 = (x + 0x50 * kEachByte) & (0x80 * kEachByte);  // >= '0'
+  const uint64_t gt_9 = (x + 0x46 * kEachByte) & (0x80 * kEachByte);  // >  '9'
+  const uint64_t ge_a = (x + 0x1f * kEachByte) & (0x80 * kEachByte);  // >= 'a'
+  const uint64_t gt_f = (x + 0x19 * kEachByte) & (0x80 * kEachByte);  // >  'f'
+  const uint64_t digit = ge_0 & ~gt_9;
+  const uint64_t letter = ge_a & ~gt_f;
+  if (high != 0 || (digit | letter) != 0x80 * kEachByte) return false;
+  // '0'..'9' have low nibble 0..9, 'a'..'f' 1..6 (+9 makes 10..15).
+  const uint64_t nib = (x & (0x0f * kEachByte)) + (letter >> 7) * 9;
+  // Pairs of nibbles -> one byte per 16-bit lane, then pack the lanes.
+  uint64_t v = ((nib & 0x00ff00ff00ff00ffULL) << 4) | ((nib >> 8) & 0x00ff00ff00ff00ffULL);
+  v = (v | (v >> 8)) & 0x0000ffff0000ffffULL;
+  v = (v | (v >> 16)) & 0x00000000ffffffffULL;
+  const uint32_t w = htole32(static_cast<uint32_t>(v));
+  std::memcpy(out, &w, 4);
+  return true;
+}
+
+// 4 bytes -> 8 lower-case hex chars.
+void EncodeWord(const uint8_t* in, char* out) {
+  uint32_t w;
+  std::memcpy(&w, in, 4);
+  uint64_t x = le32toh(w);
+  x = (x | (x << 16)) & 0x0000ffff0000ffffULL;  // one byte per 16-bit lane
+  x = (x | (x << 8)) & 0x00ff00ff00ff00ffULL;
+  // High nibble first in memory: the lane's low byte.
+  const uint64_t nib = ((x >> 4) & 0x000f000f000f000fULL) | ((x & 0x000f000f000f000fULL) << 8);
+  const uint64_t letter = ((nib + 0x06 * kEachByte) >> 4) & kEachByte;  // nibble >= 10
+  const uint64_t chars = htole64(nib + 0x30 * kEachByte + letter * ('a' - '0' - 10));
+  std::memcpy(out, &chars, 8);
+}
+
 }  // namespace
 
 namespace hex {
 bool DecodeLower(std::string_view in, uint8_t* out, size_t n) {
   if (in.size() != 2 * n) return false;
-  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  const char* p = in.data();
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    if (!DecodeWord(p + 2 * i, out + i)) return false;
+  }
   unsigned bad = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t hi = kHexValue[p[2 * i]];
-    const uint8_t lo = kHexValue[p[2 * i + 1]];
+  for (; i < n; ++i) {
+    const uint8_t hi = kHexValue[static_cast<unsigned char>(p[2 * i])];
+    const uint8_t lo = kHexValue[static_cast<unsigned char>(p[2 * i + 1])];
     bad |= hi | lo;  // 0xff has bit 4 set; a valid digit never does
     out[i] = static_cast<uint8_t>((hi << 4) | (lo & 0x0f));
   }
@@ -98,7 +151,9 @@ bool DecodeLower(std::string_view in, uint8_t* out, size_t n) {
 }
 
 void Encode(const uint8_t* in, size_t n, char* out) {
-  for (size_t i = 0; i < n; ++i) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) EncodeWord(in + i, out + 2 * i);
+  for (; i < n; ++i) {
     out[2 * i] = kHex[in[i] >> 4];
     out[2 * i + 1] = kHex[in[i] & 0xf];
   }

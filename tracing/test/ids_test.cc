@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -79,6 +80,47 @@ TEST(Ids, ReseededAfterFork) {
   close(fds[0]);
   close(fds[1]);
   EXPECT_NE(std::string(buf, 32), parent_next);
+}
+
+
+// The word-at-a-time converters against a plain per-character reference:
+// every byte value in every position, and every invalid character in every
+// position of a 32-char id.
+TEST(Ids, HexMatchesPerCharacterReference) {
+  auto reference_encode = [](const uint8_t* in, size_t n) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string s;
+    for (size_t i = 0; i < n; ++i) {
+      s += kDigits[in[i] >> 4];
+      s += kDigits[in[i] & 0xf];
+    }
+    return s;
+  };
+  for (size_t n : {1u, 3u, 4u, 5u, 8u, 16u}) {
+    for (int v = 0; v < 256; ++v) {
+      for (size_t pos = 0; pos < n; ++pos) {
+        std::vector<uint8_t> in(n, static_cast<uint8_t>(0x5a ^ pos));
+        in[pos] = static_cast<uint8_t>(v);
+        std::string out(2 * n, '?');
+        hex::Encode(in.data(), n, out.data());
+        const std::string want = reference_encode(in.data(), n);
+        ASSERT_EQ(out, want) << "n=" << n << " v=" << v << " pos=" << pos;
+        std::vector<uint8_t> back(n, 0);
+        ASSERT_TRUE(hex::DecodeLower(want, back.data(), n)) << want;
+        ASSERT_EQ(back, in) << want;
+      }
+    }
+  }
+  const std::string good = "4bf92f3577b34da6a3ce929d0e0e4736";
+  uint8_t out[16];
+  for (size_t pos = 0; pos < good.size(); ++pos) {
+    for (int c = 0; c < 256; ++c) {
+      const bool valid = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      std::string s = good;
+      s[pos] = static_cast<char>(c);
+      ASSERT_EQ(hex::DecodeLower(s, out, 16), valid) << "pos=" << pos << " char=" << c;
+    }
+  }
 }
 
 }  // namespace
