@@ -2,17 +2,18 @@
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# proxy_setup DIR PORT MODE: writes DIR/prism.yaml (namespace "default" on a
+# proxy_setup DIR PORT MODE [EXTRA_YAML]: writes DIR/prism.yaml (namespace "default" on a
 # memstore plugin) and sets PROXY_ENV, the env(1) prefix for tracing MODE:
 # off (OTEL_SDK_DISABLED), never (parentbased_always_off: context still
 # extracted and injected, nothing recorded), ratio (parentbased_traceidratio
 # 0.01) or on (always_on); traces go to DIR/traces.jsonl.
 proxy_setup() {
-  local dir=$1 port=$2 mode=$3
+  local dir=$1 port=$2 mode=$3 extra=${4:-}
   mkdir -p "$dir"
   cat >"$dir/prism.yaml" <<YAML
 listen: 127.0.0.1:$port
 data_dir: $dir/data
+$extra
 namespaces:
   default:
     plugin:

@@ -205,7 +205,12 @@ size_t BatchSpanProcessor::ExportOneBatch() {
     batch.emplace_back(s);
   }
   if (batch.empty()) return 0;
-  ExportResult r = exporter_->Export(std::span<const std::unique_ptr<SpanData>>(batch));
+  // OTEL_BSP_EXPORT_TIMEOUT=0: no limit of ours (the exporter's own remains).
+  const auto deadline = options_.export_timeout.count() > 0
+                            ? Clock::now() + options_.export_timeout
+                            : Clock::time_point::max();
+  ExportResult r =
+      exporter_->ExportWithin(std::span<const std::unique_ptr<SpanData>>(batch), deadline);
   export_calls_.fetch_add(1, std::memory_order_relaxed);
   auto& counters = internal::GlobalCounters();
   if (r == ExportResult::kSuccess) {

@@ -5,6 +5,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -91,9 +92,16 @@ class OtlpGrpcExporter : public SpanExporter {
   }
 
   ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) override {
+    return ExportWithin(spans, Clock::time_point::max());
+  }
+
+  // The earlier of OTEL_EXPORTER_OTLP_TIMEOUT (all attempts of this export)
+  // and the caller's deadline (the batch processor's export timeout).
+  ExportResult ExportWithin(std::span<const std::unique_ptr<SpanData>> spans,
+                            Clock::time_point caller_deadline) override {
     if (spans.empty()) return ExportResult::kSuccess;
     if (shut_down_.load()) return ExportResult::kFailure;
-    const auto deadline = Clock::now() + options_.timeout;
+    const auto deadline = std::min(Clock::now() + options_.timeout, caller_deadline);
     body_.clear();
     otlp::EncodeProtobuf(spans, body_);
     if (body_.size() > options_.max_request_bytes) {

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "export_common.h"
@@ -93,9 +94,16 @@ class OtlpHttpExporter : public SpanExporter {
   }
 
   ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) override {
+    return ExportWithin(spans, Clock::time_point::max());
+  }
+
+  // The earlier of OTEL_EXPORTER_OTLP_TIMEOUT (all attempts of this export)
+  // and the caller's deadline (the batch processor's export timeout).
+  ExportResult ExportWithin(std::span<const std::unique_ptr<SpanData>> spans,
+                            Clock::time_point caller_deadline) override {
     if (spans.empty()) return ExportResult::kSuccess;
     if (shut_down_.load()) return ExportResult::kFailure;
-    const auto deadline = Clock::now() + options_.timeout;
+    const auto deadline = std::min(Clock::now() + options_.timeout, caller_deadline);
     body_.clear();
     if (options_.protocol == OtlpProtocol::kHttpJson) {
       otlp::EncodeJson(spans, body_);

@@ -174,6 +174,35 @@ TEST(FaultTest, RetriesAreBoundedByTheExportTimeout) {
   EXPECT_GE(receiver.requests(), 2);
 }
 
+// OTEL_BSP_EXPORT_TIMEOUT bounds one export even when the exporter's own
+// timeout is longer: a receiver that never answers costs the worker 300 ms,
+// not 10 s, and the batch is counted as failed.
+TEST(FaultTest, BatchExportTimeoutCutsAHungExport) {
+  std::atomic<bool> release{false};
+  FakeReceiver receiver([&](int, const httplib::Request&, httplib::Response& res) {
+    auto until = Clock::now() + 5s;
+    while (!release.load() && Clock::now() < until) std::this_thread::sleep_for(5ms);
+    Ok(res);
+  });
+  auto o = FastOptions(receiver.endpoint());
+  o.timeout = 10s;
+  BatchSpanProcessorOptions bo;
+  bo.schedule_delay = 1ms;
+  bo.export_timeout = 300ms;
+  BatchSpanProcessor bsp(MakeOtlpHttpExporter(o), bo);
+  uint64_t failed_before = Diagnostics().spans_failed;
+  auto start = Clock::now();
+  bsp.OnEnd(MakeSampledSpanData());
+  EXPECT_TRUE(bsp.ForceFlush(5s));
+  auto took = Clock::now() - start;
+  release = true;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 2s) << "the export ran past OTEL_BSP_EXPORT_TIMEOUT";
+  EXPECT_EQ(Diagnostics().spans_failed - failed_before, 1u);
+  EXPECT_EQ(bsp.exported_spans(), 0u);
+  EXPECT_TRUE(bsp.Shutdown(2s));
+}
+
 TEST(FaultTest, ReceiverDownNeverReachesTheApplication) {
   auto o = FastOptions("http://127.0.0.1:" + std::to_string(UnusedPort()) + "/v1/traces");
   o.timeout = 300ms;

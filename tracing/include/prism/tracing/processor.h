@@ -22,6 +22,13 @@ class SpanExporter {
  public:
   virtual ~SpanExporter() = default;
   virtual ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) = 0;
+  // Export that gives up at `deadline` (the batch processor's
+  // OTEL_BSP_EXPORT_TIMEOUT). Exporters that wait on a network override it;
+  // the default, for exporters that never block long, ignores the deadline.
+  virtual ExportResult ExportWithin(std::span<const std::unique_ptr<SpanData>> spans,
+                                    std::chrono::steady_clock::time_point /*deadline*/) {
+    return Export(spans);
+  }
   virtual bool ForceFlush(Timeout /*timeout*/) { return true; }
   virtual bool Shutdown(Timeout timeout) = 0;
 };
