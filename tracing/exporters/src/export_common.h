@@ -1,19 +1,31 @@
 #pragma once
-// Pieces shared by the OTLP exporters: the retry loop, an interruptible
-// sleep, gzip, and counting.
+// Pieces shared by the OTLP exporters: the deadline-taking base, the retry
+// loop, an interruptible sleep, gzip, and counting.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "prism/tracing/exporters/otlp_exporter.h"
+#include "prism/tracing/processor.h"
 
 namespace prism::tracing::otlp_internal {
 
 using Clock = std::chrono::steady_clock;
+
+// Base of the OTLP exporters: a plain Export has no caller's deadline, only
+// the exporter's own timeout.
+class DeadlineExporter : public SpanExporter {
+ public:
+  ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) final {
+    return ExportWithin(spans, Clock::time_point::max());
+  }
+};
 
 struct AttemptResult {
   enum Kind { kOk, kRetryable, kFatal, kAborted } kind = kOk;

@@ -44,7 +44,7 @@ bool Retryable(grpc::StatusCode code) {
   }
 }
 
-class OtlpGrpcExporter : public SpanExporter {
+class OtlpGrpcExporter : public otlp_internal::DeadlineExporter {
  public:
   explicit OtlpGrpcExporter(OtlpExporterOptions options) : options_(std::move(options)) {
     fork_support::InstallHandlers();
@@ -89,10 +89,6 @@ class OtlpGrpcExporter : public SpanExporter {
       new std::shared_ptr<grpc::Channel>(std::move(channel_));
       new std::unique_ptr<grpc::GenericStub>(std::move(stub_));
     }
-  }
-
-  ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) override {
-    return ExportWithin(spans, Clock::time_point::max());
   }
 
   // The earlier of OTEL_EXPORTER_OTLP_TIMEOUT (all attempts of this export)

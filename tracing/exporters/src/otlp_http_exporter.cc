@@ -70,7 +70,7 @@ size_t WriteHeader(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-class OtlpHttpExporter : public SpanExporter {
+class OtlpHttpExporter : public otlp_internal::DeadlineExporter {
  public:
   explicit OtlpHttpExporter(OtlpExporterOptions options) : options_(std::move(options)) {
     CurlGlobalInit();
@@ -91,10 +91,6 @@ class OtlpHttpExporter : public SpanExporter {
     if (curl_ != nullptr && fork_generation_ == fork_support::Generation())
       curl_easy_cleanup(curl_);
     curl_slist_free_all(headers_);
-  }
-
-  ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) override {
-    return ExportWithin(spans, Clock::time_point::max());
   }
 
   // The earlier of OTEL_EXPORTER_OTLP_TIMEOUT (all attempts of this export)
