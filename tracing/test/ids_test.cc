@@ -82,7 +82,6 @@ TEST(Ids, ReseededAfterFork) {
   EXPECT_NE(std::string(buf, 32), parent_next);
 }
 
-
 // The word-at-a-time converters against a plain per-character reference:
 // every byte value in every position, and every invalid character in every
 // position of a 32-char id.

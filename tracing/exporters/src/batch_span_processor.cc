@@ -206,9 +206,8 @@ size_t BatchSpanProcessor::ExportOneBatch() {
   }
   if (batch.empty()) return 0;
   // OTEL_BSP_EXPORT_TIMEOUT=0: no limit of ours (the exporter's own remains).
-  const auto deadline = options_.export_timeout.count() > 0
-                            ? Clock::now() + options_.export_timeout
-                            : Clock::time_point::max();
+  const auto deadline = options_.export_timeout.count() > 0 ? Clock::now() + options_.export_timeout
+                                                            : Clock::time_point::max();
   ExportResult r =
       exporter_->ExportWithin(std::span<const std::unique_ptr<SpanData>>(batch), deadline);
   export_calls_.fetch_add(1, std::memory_order_relaxed);
