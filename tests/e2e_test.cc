@@ -491,6 +491,27 @@ TEST(ProxyE2E, TraceIdOnlyForASampledTrace) {
   }
 }
 
+// True once every thread of `pid` is in the stopped state ('T' in
+// /proc/PID/task/TID/stat).
+bool WaitAllThreadsStopped(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool all = true, any = false;
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+      std::string stat = ReadFile(t.path().string() + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
+      any = true;
+      all = all && stat[paren + 2] == 'T';
+    }
+    if (any && all) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
 // A plugin that stops answering (SIGSTOP) costs the caller its deadline,
 // not more, and other calls work again once it resumes.
 TEST(ProxyE2E, StalledPluginCostsTheCallerItsDeadline) {
@@ -500,23 +521,31 @@ TEST(ProxyE2E, StalledPluginCostsTheCallerItsDeadline) {
               "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n"
               "supervision: {health_interval: 60s}\n");
   ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
-  Client c(proxy.address());
-  ASSERT_TRUE(c.Set("m", "k", "v").status.ok());
-  pid_t plugin = proxy.PluginPid("m");
-  ASSERT_GT(plugin, 0);
-  ASSERT_EQ(kill(plugin, SIGSTOP), 0);
-  auto start = std::chrono::steady_clock::now();
-  auto r = c.Get("m", "k", "", 800ms);
-  auto took = std::chrono::steady_clock::now() - start;
-  kill(plugin, SIGCONT);
-  EXPECT_EQ(r.status.error_code(), grpc::DEADLINE_EXCEEDED) << r.status.error_message();
-  EXPECT_LT(took, 3s);
-  bool recovered = false;
-  for (int i = 0; i < 50 && !recovered; ++i) {
-    recovered = c.Get("m", "k").status.ok();
-    if (!recovered) std::this_thread::sleep_for(100ms);
+  {
+    // Scoped: an idle sync channel left open would slow Stop() by 5 s.
+    Client c(proxy.address());
+    ASSERT_TRUE(c.Set("m", "k", "v").status.ok());
+    pid_t plugin = proxy.PluginPid("m");
+    ASSERT_GT(plugin, 0);
+    ASSERT_EQ(kill(plugin, SIGSTOP), 0);
+    // kill() only queues the stop; each thread stops when it next runs. On a
+    // loaded VM the plugin has been seen to answer one more call first.
+    const bool stopped = WaitAllThreadsStopped(plugin, 5s);
+    if (!stopped) kill(plugin, SIGCONT);
+    ASSERT_TRUE(stopped);
+    auto start = std::chrono::steady_clock::now();
+    auto r = c.Get("m", "k", "", 800ms);
+    auto took = std::chrono::steady_clock::now() - start;
+    kill(plugin, SIGCONT);
+    EXPECT_EQ(r.status.error_code(), grpc::DEADLINE_EXCEEDED) << r.status.error_message();
+    EXPECT_LT(took, 3s);
+    bool recovered = false;
+    for (int i = 0; i < 50 && !recovered; ++i) {
+      recovered = c.Get("m", "k").status.ok();
+      if (!recovered) std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(recovered);
   }
-  EXPECT_TRUE(recovered);
   EXPECT_EQ(proxy.Stop(), 0);
   if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
     std::filesystem::remove_all(dir);
@@ -594,6 +623,7 @@ TEST(ProxyE2E, ServesTlsWithACertificate) {
   }
   auto plain = Client(proxy.address()).Get("m", "k", "", 2s);
   EXPECT_FALSE(plain.status.ok());
+  stub.reset();  // an idle sync channel left open would slow Stop() by 5 s
   EXPECT_EQ(proxy.Stop(), 0);
   if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
     std::filesystem::remove_all(dir);
