@@ -512,6 +512,34 @@ bool WaitAllThreadsStopped(pid_t pid, std::chrono::milliseconds timeout) {
   return false;
 }
 
+// OTEL_SEMCONV_STABILITY_OPT_IN=rpc reaches the proxy and the plugin it
+// launches: their RPC spans carry only the current names.
+TEST(ProxyE2E, SemconvOptInKeepsOnlyCurrentRpcNames) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n", {},
+              {{"OTEL_SEMCONV_STABILITY_OPT_IN", "rpc"}});
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  CallResult r = Client(proxy.address()).Set("m", "k", "v");
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  ASSERT_EQ(r.trace_id.size(), 32u);
+  EXPECT_EQ(proxy.Stop(), 0);
+  auto spans = TraceSpans(proxy.trace_file(), r.trace_id);
+  const auto* server = Find(spans, "prism.v1.KeyValue/Set", "prism-proxy", 2);
+  const auto* client = Find(spans, "prism.v1.KeyValue/Set", "prism-proxy", 3);
+  const auto* plugin = Find(spans, "prism.v1.KeyValue/Set", "prism-plugin-memstore", 2);
+  ASSERT_TRUE(server && client && plugin) << spans.size() << " spans";
+  for (const auto* s : {server, client, plugin}) {
+    EXPECT_EQ(Attr(*s, "rpc.system.name"), "grpc");
+    EXPECT_EQ(Attr(*s, "rpc.method"), "prism.v1.KeyValue/Set");
+    EXPECT_EQ(Attr(*s, "rpc.status_code"), "OK");
+    EXPECT_EQ(Attr(*s, "rpc.system"), "<missing>");
+    EXPECT_EQ(Attr(*s, "rpc.service"), "<missing>");
+    EXPECT_EQ(Attr(*s, "rpc.grpc.status_code"), "<missing>");
+  }
+  if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
+    std::filesystem::remove_all(dir);
+}
+
 // A plugin that stops answering (SIGSTOP) costs the caller its deadline,
 // not more, and other calls work again once it resumes.
 TEST(ProxyE2E, StalledPluginCostsTheCallerItsDeadline) {

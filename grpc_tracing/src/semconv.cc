@@ -1,6 +1,9 @@
 #include "prism/grpc_tracing/semconv.h"
 
 #include <charconv>
+#include <string>
+
+#include "prism/tracing/env.h"
 
 namespace prism::grpc_tracing {
 namespace {
@@ -144,25 +147,55 @@ bool IsServerError(grpc::StatusCode code) {
   }
 }
 
-prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const Endpoint& server) {
+RpcConventions ParseRpcConventions(std::string_view opt_in) {
+  bool current = false;
+  size_t start = 0;
+  while (start <= opt_in.size()) {
+    size_t comma = opt_in.find(',', start);
+    if (comma == std::string_view::npos) comma = opt_in.size();
+    const std::string item = prism::tracing::env::ToLower(
+        prism::tracing::env::Trim(opt_in.substr(start, comma - start)));
+    if (item == "rpc/dup") return RpcConventions::kBoth;
+    if (item == "rpc") current = true;
+    start = comma + 1;
+  }
+  return current ? RpcConventions::kCurrent : RpcConventions::kBoth;
+}
+
+RpcConventions ActiveRpcConventions() {
+  static const RpcConventions c =
+      ParseRpcConventions(prism::tracing::env::Get("OTEL_SEMCONV_STABILITY_OPT_IN").value_or(""));
+  return c;
+}
+
+prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const Endpoint& server,
+                                              RpcConventions c) {
   prism::tracing::Attributes a;
   // Room for what a span usually gets later (peer, status, a few of the
   // caller's own): one allocation instead of regrowing.
   a.reserve(16);
   namespace pt = prism::tracing;
-  pt::AppendString(a, attr::kRpcSystem, "grpc");
-  pt::AppendString(a, attr::kRpcSystemName, "grpc");
-  pt::AppendString(a, attr::kRpcService, method.service);
-  pt::AppendString(a, attr::kRpcMethod, method.method);
+  if (c == RpcConventions::kCurrent) {
+    pt::AppendString(a, attr::kRpcSystemName, "grpc");
+    pt::AppendString(a, attr::kRpcMethod, method.full);
+  } else {
+    pt::AppendString(a, attr::kRpcSystem, "grpc");
+    pt::AppendString(a, attr::kRpcSystemName, "grpc");
+    pt::AppendString(a, attr::kRpcService, method.service);
+    pt::AppendString(a, attr::kRpcMethod, method.method);
+  }
   if (!server.address.empty()) pt::AppendString(a, attr::kServerAddress, server.address);
   if (server.port > 0) pt::AppendInt(a, attr::kServerPort, server.port);
   return a;
 }
 
-void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, bool server_side) {
+void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, bool server_side,
+                  RpcConventions c) {
   if (!span.IsRecording()) return;
   grpc::StatusCode code = status.error_code();
-  span.SetAttribute(attr::kRpcGrpcStatusCode, static_cast<int64_t>(code));
+  if (c == RpcConventions::kBoth) {
+    span.SetAttribute(attr::kRpcGrpcStatusCode, static_cast<int64_t>(code));
+  }
   std::string_view name = StatusCodeName(code);
   span.SetAttribute(attr::kRpcStatusCode, name);
   bool error = server_side ? IsServerError(code) : code != grpc::StatusCode::OK;

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include "prism/tracing/in_memory_recorder.h"
+#include "prism/tracing/sampler.h"
+#include "prism/tracing/tracer.h"
+
 namespace prism::grpc_tracing {
 namespace {
 
@@ -63,6 +69,61 @@ TEST(Semconv, ServerErrors) {
   EXPECT_FALSE(IsServerError(grpc::StatusCode::NOT_FOUND));
   EXPECT_EQ(StatusCodeName(grpc::StatusCode::DATA_LOSS), "DATA_LOSS");
   EXPECT_EQ(StatusCodeName(static_cast<grpc::StatusCode>(99)), "UNKNOWN");
+}
+
+// OTEL_SEMCONV_STABILITY_OPT_IN: `rpc` keeps only the current names,
+// `rpc/dup` (or anything else, or nothing) both; rpc/dup wins over rpc.
+TEST(Semconv, StabilityOptInParsing) {
+  EXPECT_EQ(ParseRpcConventions(""), RpcConventions::kBoth);
+  EXPECT_EQ(ParseRpcConventions("rpc"), RpcConventions::kCurrent);
+  EXPECT_EQ(ParseRpcConventions(" http , RPC "), RpcConventions::kCurrent);
+  EXPECT_EQ(ParseRpcConventions("rpc/dup"), RpcConventions::kBoth);
+  EXPECT_EQ(ParseRpcConventions("rpc,rpc/dup"), RpcConventions::kBoth);
+  EXPECT_EQ(ParseRpcConventions("http,database"), RpcConventions::kBoth);
+  EXPECT_EQ(ParseRpcConventions("rpcx"), RpcConventions::kBoth);
+}
+
+std::string Keys(const prism::tracing::Attributes& a) {
+  std::string k;
+  for (const auto& kv : a)
+    k += kv.key +
+         (std::holds_alternative<std::string>(kv.value)
+              ? "=" + std::get<std::string>(kv.value)
+              : "=" + std::to_string(std::get<int64_t>(kv.value))) +
+         ";";
+  return k;
+}
+
+TEST(Semconv, AttributesForEachConvention) {
+  auto m = SplitMethod("/prism.v1.KeyValue/Get");
+  Endpoint e{"db.example", 50051};
+  EXPECT_EQ(Keys(RpcStartAttributes(m, e, RpcConventions::kBoth)),
+            "rpc.system=grpc;rpc.system.name=grpc;rpc.service=prism.v1.KeyValue;rpc.method=Get;"
+            "server.address=db.example;server.port=50051;");
+  EXPECT_EQ(Keys(RpcStartAttributes(m, e, RpcConventions::kCurrent)),
+            "rpc.system.name=grpc;rpc.method=prism.v1.KeyValue/Get;server.address=db.example;"
+            "server.port=50051;");
+
+  prism::tracing::InMemorySpanRecorder recorder;
+  prism::tracing::TracerProviderOptions o;
+  o.processors.push_back(recorder.MakeProcessor());
+  o.sampler = prism::tracing::MakeAlwaysOnSampler();
+  prism::tracing::TracerProvider provider(std::move(o));
+  auto tracer = provider.GetTracer("test");
+  for (auto c : {RpcConventions::kBoth, RpcConventions::kCurrent}) {
+    auto span = tracer.StartSpan(c == RpcConventions::kBoth ? "both" : "current");
+    SetRpcStatus(span, grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"), false, c);
+    span.End();
+  }
+  auto both = recorder.SpansNamed("both");
+  auto current = recorder.SpansNamed("current");
+  ASSERT_EQ(both.size(), 1u);
+  ASSERT_EQ(current.size(), 1u);
+  EXPECT_EQ(Keys(both[0].attributes),
+            "rpc.grpc.status_code=14;rpc.status_code=UNAVAILABLE;"
+            "error.type=UNAVAILABLE;");
+  EXPECT_EQ(Keys(current[0].attributes), "rpc.status_code=UNAVAILABLE;error.type=UNAVAILABLE;");
+  EXPECT_EQ(current[0].status, prism::tracing::StatusCode::kError);
 }
 
 }  // namespace

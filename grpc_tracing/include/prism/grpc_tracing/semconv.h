@@ -1,10 +1,11 @@
 #pragma once
 // RPC semantic-convention helpers shared by the interceptors and by code that
 // traces calls by hand (the proxy's generic forwarder). The attribute set is
-// described in docs/tracing-conventions.md: the legacy names the SPEC lists
-// (rpc.system, rpc.service, rpc.method, rpc.grpc.status_code) plus the
-// current release-candidate names that do not collide (rpc.system.name,
-// rpc.status_code).
+// described in docs/tracing-conventions.md. By default: the legacy names the
+// SPEC lists (rpc.system, rpc.service, rpc.method, rpc.grpc.status_code) plus
+// the current release-candidate names that do not collide (rpc.system.name,
+// rpc.status_code); OTEL_SEMCONV_STABILITY_OPT_IN=rpc keeps only the current
+// ones (rpc.method then fully qualified).
 
 #include <grpcpp/support/status.h>
 
@@ -62,12 +63,23 @@ std::string_view StatusCodeName(grpc::StatusCode code);
 // DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
 bool IsServerError(grpc::StatusCode code);
 
-// The start-time attributes of an RPC span (sampler-relevant ones included).
-prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const Endpoint& server);
+// Which RPC attribute names to emit. kBoth is the default (and what
+// OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup asks for); kCurrent is `rpc`.
+enum class RpcConventions { kBoth, kCurrent };
+// From an OTEL_SEMCONV_STABILITY_OPT_IN value (a comma list; rpc/dup wins).
+RpcConventions ParseRpcConventions(std::string_view opt_in);
+// The process's choice, read from the environment once.
+RpcConventions ActiveRpcConventions();
 
-// Records the outcome: rpc.grpc.status_code (int), rpc.status_code (string);
-// on an error (client: any non-OK code; server: IsServerError) the span
-// status is ERROR with the status message and error.type is the code name.
-void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, bool server_side);
+// The start-time attributes of an RPC span (sampler-relevant ones included).
+prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const Endpoint& server,
+                                              RpcConventions c = ActiveRpcConventions());
+
+// Records the outcome: rpc.grpc.status_code (int, kBoth only) and
+// rpc.status_code (string); on an error (client: any non-OK code; server:
+// IsServerError) the span status is ERROR with the status message and
+// error.type is the code name.
+void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, bool server_side,
+                  RpcConventions c = ActiveRpcConventions());
 
 }  // namespace prism::grpc_tracing
