@@ -441,49 +441,48 @@ TEST(ProxyE2E, DeadlineTravelsToThePlugin) {
 // back, an unsampled one's does not, and with no caller's trace there is no
 // x-trace-id at all (never an all-zero id). x-request-id is always there.
 TEST(ProxyE2E, TraceIdOnlyForASampledTrace) {
-  std::string dir = MakeTempDir();
-  Proxy proxy(dir, "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n", {},
-              {{"OTEL_SDK_DISABLED", "true"}});
-  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
-  {
-    // Scoped: an idle grpc++ sync channel still open at SIGTERM only sees the
-    // proxy's GOAWAY on its 5 s backup poll, which would slow Stop() down.
-    auto plain = Client(proxy.address()).Set("m", "k", "v");
-    ASSERT_TRUE(plain.status.ok()) << plain.status.error_message();
-    EXPECT_EQ(plain.trace_id, "");
-    EXPECT_EQ(plain.request_id.size(), 32u);
-
+  const std::string yaml = "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n";
+  // Calls on short-lived channels: an idle grpc++ sync channel still open at
+  // SIGTERM only sees the proxy's GOAWAY on its 5 s backup poll, which would
+  // slow Stop() down.
+  auto expect_no_trace_id = [](const std::string& address) {
+    auto r = Client(address).Set("m", "k", "v");
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(r.trace_id, "");
+    EXPECT_EQ(r.request_id.size(), 32u);
+  };
+  auto get_with_traceparent = [](const std::string& address, const char* traceparent) {
     auto stub = prism::v1::KeyValue::NewStub(
-        grpc::CreateChannel(proxy.address(), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("traceparent", traceparent);
     prism::v1::GetRequest req;
     req.set_namespace_("m");
     req.set_key("k");
     prism::v1::GetResponse resp;
-    grpc::ClientContext sampled;
-    sampled.AddMetadata("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-    ASSERT_TRUE(stub->Get(&sampled, req, &resp).ok());
-    EXPECT_EQ(Md(sampled.GetServerInitialMetadata(), "x-trace-id"),
-              "4bf92f3577b34da6a3ce929d0e0e4736");
+    EXPECT_TRUE(stub->Get(&ctx, req, &resp).ok());
+    return std::pair(Md(ctx.GetServerInitialMetadata(), "x-trace-id"),
+                     Md(ctx.GetServerInitialMetadata(), "x-request-id"));
+  };
 
-    grpc::ClientContext unsampled;
-    unsampled.AddMetadata("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
-    ASSERT_TRUE(stub->Get(&unsampled, req, &resp).ok());
-    EXPECT_EQ(Md(unsampled.GetServerInitialMetadata(), "x-trace-id"), "");
-    EXPECT_EQ(Md(unsampled.GetServerInitialMetadata(), "x-request-id").size(), 32u);
-  }
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, yaml, {}, {{"OTEL_SDK_DISABLED", "true"}});
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  expect_no_trace_id(proxy.address());
+  auto [sampled_trace, sampled_request] = get_with_traceparent(
+      proxy.address(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(sampled_trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+  auto [unsampled_trace, unsampled_request] = get_with_traceparent(
+      proxy.address(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+  EXPECT_EQ(unsampled_trace, "");
+  EXPECT_EQ(unsampled_request.size(), 32u);
   EXPECT_EQ(proxy.Stop(), 0);
 
   // The same with tracing on and a sampler that records nothing.
   std::string dir2 = MakeTempDir();
-  Proxy never(dir2, "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n", {},
-              {{"OTEL_TRACES_SAMPLER", "always_off"}});
+  Proxy never(dir2, yaml, {}, {{"OTEL_TRACES_SAMPLER", "always_off"}});
   ASSERT_TRUE(never.ok()) << ReadFile(never.stderr_path());
-  {
-    auto off = Client(never.address()).Set("m", "k", "v");
-    ASSERT_TRUE(off.status.ok()) << off.status.error_message();
-    EXPECT_EQ(off.trace_id, "");
-    EXPECT_EQ(off.request_id.size(), 32u);
-  }
+  expect_no_trace_id(never.address());
   EXPECT_EQ(never.Stop(), 0);
   if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP")) {
     std::filesystem::remove_all(dir);

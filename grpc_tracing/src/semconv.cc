@@ -1,7 +1,9 @@
 #include "prism/grpc_tracing/semconv.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string>
+#include <vector>
 
 #include "prism/tracing/env.h"
 
@@ -148,18 +150,12 @@ bool IsServerError(grpc::StatusCode code) {
 }
 
 RpcConventions ParseRpcConventions(std::string_view opt_in) {
-  bool current = false;
-  size_t start = 0;
-  while (start <= opt_in.size()) {
-    size_t comma = opt_in.find(',', start);
-    if (comma == std::string_view::npos) comma = opt_in.size();
-    const std::string item = prism::tracing::env::ToLower(
-        prism::tracing::env::Trim(opt_in.substr(start, comma - start)));
-    if (item == "rpc/dup") return RpcConventions::kBoth;
-    if (item == "rpc") current = true;
-    start = comma + 1;
-  }
-  return current ? RpcConventions::kCurrent : RpcConventions::kBoth;
+  const std::vector<std::string> items = prism::tracing::env::SplitList(opt_in);
+  auto has = [&](std::string_view v) {
+    return std::find(items.begin(), items.end(), v) != items.end();
+  };
+  if (has("rpc/dup")) return RpcConventions::kBoth;
+  return has("rpc") ? RpcConventions::kCurrent : RpcConventions::kBoth;
 }
 
 RpcConventions ActiveRpcConventions() {

@@ -1,5 +1,6 @@
 #include "prism/tracing/env.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "prism/tracing/diagnostics.h"
@@ -17,6 +18,21 @@ std::string ToLower(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string item = ToLower(Trim(text.substr(start, comma - start)));
+    start = comma + 1;
+    if (!item.empty() && std::find(out.begin(), out.end(), item) == out.end()) {
+      out.push_back(std::move(item));
+    }
   }
   return out;
 }

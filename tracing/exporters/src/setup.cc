@@ -11,28 +11,10 @@
 #include "prism/tracing/global.h"
 
 namespace prism::tracing {
-namespace {
-
-std::vector<std::string> SplitList(std::string_view text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    if (comma == std::string_view::npos) comma = text.size();
-    std::string item = env::ToLower(env::Trim(text.substr(start, comma - start)));
-    start = comma + 1;
-    if (!item.empty() && std::find(out.begin(), out.end(), item) == out.end()) {
-      out.push_back(std::move(item));
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 std::vector<std::string> TracesExportersFromEnvironment(const ExporterDefaults& defaults) {
-  if (auto v = env::Get("OTEL_TRACES_EXPORTER")) return SplitList(*v);
-  auto names = SplitList(defaults.traces_exporter);
+  if (auto v = env::Get("OTEL_TRACES_EXPORTER")) return env::SplitList(*v);
+  auto names = env::SplitList(defaults.traces_exporter);
   if (defaults.add_otlp_when_endpoint_set &&
       (env::Get("OTEL_EXPORTER_OTLP_ENDPOINT") || env::Get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) &&
       std::find(names.begin(), names.end(), "otlp") == names.end()) {

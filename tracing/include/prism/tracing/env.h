@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace prism::tracing::env {
 
@@ -19,5 +20,8 @@ std::optional<std::chrono::milliseconds> GetMillis(const char* name);
 
 std::string Trim(std::string_view s);
 std::string ToLower(std::string_view s);
+// A comma list ("otlp, File"): items trimmed and lower-cased, empty and
+// repeated ones dropped, order kept.
+std::vector<std::string> SplitList(std::string_view text);
 
 }  // namespace prism::tracing::env
