@@ -81,6 +81,35 @@ void BM_Span5StringAttributesAnd1Event(benchmark::State& state) {
 }
 BENCHMARK(BM_Span5StringAttributesAnd1Event);
 
+// The shape of the proxy's SERVER span: six attributes at start, five set
+// later (two of them integers), a status.
+void BM_RpcServerSpanShape(benchmark::State& state) {
+  auto provider = MakeProvider(pt::MakeAlwaysOnSampler());
+  pt::Tracer tracer = provider->GetTracer("bench");
+  const std::string request_id = "3f2a9c1e-77b0-4d0e-9a51-1c2b3d4e5f60";
+  const std::string ns = "default";
+  for (auto _ : state) {
+    pt::StartSpanOptions o;
+    o.kind = pt::SpanKind::kServer;
+    o.attributes.reserve(16);
+    pt::AppendString(o.attributes, "rpc.system", "grpc");
+    pt::AppendString(o.attributes, "rpc.system.name", "grpc");
+    pt::AppendString(o.attributes, "rpc.service", "prism.v1.KeyValue");
+    pt::AppendString(o.attributes, "rpc.method", "Get");
+    pt::AppendString(o.attributes, "server.address", "127.0.0.1");
+    pt::AppendInt(o.attributes, "server.port", 7070);
+    pt::Span span = tracer.StartSpan("prism.v1.KeyValue/Get", std::move(o));
+    span.SetAttribute("network.peer.address", "127.0.0.1");
+    span.SetAttribute("network.peer.port", int64_t{51234});
+    span.SetAttribute("prism.request_id", request_id);
+    span.SetAttribute("prism.namespace", ns);
+    span.SetAttribute("rpc.grpc.status_code", int64_t{0});
+    span.SetAttribute("rpc.status_code", std::string_view("OK"));
+    span.End();
+  }
+}
+BENCHMARK(BM_RpcServerSpanShape);
+
 void BM_ExtractTraceparentAndTracestate(benchmark::State& state) {
   auto propagator = pt::MakeW3CTraceContextPropagator();
   std::map<std::string, std::string> headers{

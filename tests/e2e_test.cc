@@ -1,10 +1,14 @@
 // End-to-end tests: the real prism-proxy, real plugin processes, the prism
 // CLI, and the trace file they all write.
 
+#include <arpa/inet.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <future>
@@ -145,12 +149,13 @@ TEST(ProxyE2E, OneTraceFromClientToStatement) {
 
   auto spans = TraceSpans(proxy.trace_file(), trace_id);
   const auto* cli = Find(spans, "prism.v1.KeyValue/Get", "prism-cli", 3);
+  const auto* connect = Find(spans, "prism.connect", "prism-cli", 1);
   const auto* server = Find(spans, "prism.v1.KeyValue/Get", "prism-proxy", 2);
   const auto* auth = Find(spans, "prism.auth.verify", "prism-proxy", 1);
   const auto* route = Find(spans, "prism.routing.select_plugin", "prism-proxy", 1);
   const auto* client = Find(spans, "prism.v1.KeyValue/Get", "prism-proxy", 3);
   const auto* plugin = Find(spans, "prism.v1.KeyValue/Get", "prism-plugin-sqlite", 2);
-  ASSERT_TRUE(cli && server && auth && route && client && plugin)
+  ASSERT_TRUE(cli && connect && server && auth && route && client && plugin)
       << "spans of " << trace_id << ": " << spans.size() << "\n"
       << ReadFile(proxy.trace_file()).substr(0, 4000);
   const prism::cli::SpanRecord* statement = nullptr;
@@ -163,6 +168,7 @@ TEST(ProxyE2E, OneTraceFromClientToStatement) {
 
   // Exact parent links.
   EXPECT_EQ(cli->parent_span_id, "");
+  EXPECT_EQ(connect->parent_span_id, cli->span_id);
   EXPECT_EQ(server->parent_span_id, cli->span_id);
   EXPECT_EQ(auth->parent_span_id, server->span_id);
   EXPECT_EQ(route->parent_span_id, server->span_id);
@@ -186,7 +192,11 @@ TEST(ProxyE2E, OneTraceFromClientToStatement) {
   EXPECT_EQ(Attr(*route, "prism.plugin"), "prism-plugin-sqlite");
   EXPECT_EQ(Attr(*statement, "db.operation.name"), "SELECT");
   EXPECT_EQ(server->status_code, 0);
-  // Timing nests.
+  EXPECT_EQ(Attr(*connect, "server.address"), "127.0.0.1");
+  EXPECT_EQ(connect->status_code, 0);
+  // Timing nests; the CLI connects before it calls.
+  EXPECT_LE(cli->start_ns, connect->start_ns);
+  EXPECT_LE(connect->end_ns, server->start_ns + 1000000);  // clocks of one host
   EXPECT_LE(server->start_ns, client->start_ns);
   EXPECT_GE(server->end_ns, client->end_ns);
   EXPECT_LE(client->start_ns, plugin->start_ns + 1000000);  // clocks of one host
@@ -196,6 +206,7 @@ TEST(ProxyE2E, OneTraceFromClientToStatement) {
   ASSERT_EQ(show.exit_code, 0) << show.err;
   std::regex rows(
       "prism\\.v1\\.KeyValue/Get +prism-cli .*\n"
+      "├─ prism\\.connect +prism-cli .*\n"
       "└─ prism\\.v1\\.KeyValue/Get +prism-proxy .*\n"
       "   ├─ prism\\.auth\\.verify +prism-proxy .*\n"
       "   ├─ prism\\.routing\\.select_plugin +prism-proxy .*\n"
@@ -244,6 +255,50 @@ std::string ErrorConfig(const std::string& dir) {
          prism::proxy::Sha256Hex(kReader) +
          "\n"
          "    rights: {default: read}\n";
+}
+
+// A port nothing listens on: bound, read, closed.
+int UnusedLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return 0;
+  }
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// No proxy at the address: the CLI fails at once (not at its 10 s deadline)
+// with UNAVAILABLE and exit code 1, and its trace shows the failed connect.
+TEST(CliE2E, UnreachableProxyFailsFastWithAFailedConnectSpan) {
+  std::string dir = MakeTempDir();
+  const int port = UnusedLoopbackPort();
+  ASSERT_GT(port, 0);
+  const std::string trace_file = dir + "/traces.jsonl";
+  std::map<std::string, std::string> env = {{"PRISM_ADDR", "127.0.0.1:" + std::to_string(port)},
+                                            {"PRISM_TRACE_FILE", trace_file}};
+  const auto start = std::chrono::steady_clock::now();
+  auto r = RunProcess(CliBinary(), {"kv", "get", "k", "--json"}, env);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["error"]["code"], "UNAVAILABLE");
+  std::string trace_id = j["trace_id"];
+  ASSERT_EQ(trace_id.size(), 32u);
+  auto spans = TraceSpans(trace_file, trace_id);
+  const auto* cli = Find(spans, "prism.v1.KeyValue/Get", "prism-cli", 3);
+  const auto* connect = Find(spans, "prism.connect", "prism-cli", 1);
+  ASSERT_TRUE(cli && connect) << ReadFile(trace_file);
+  EXPECT_EQ(spans.size(), 2u);
+  EXPECT_EQ(connect->parent_span_id, cli->span_id);
+  EXPECT_EQ(connect->status_code, 2);
+  EXPECT_EQ(connect->status_message, "could not connect to 127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(cli->status_code, 2);
 }
 
 // Every error path: status code, message, response metadata, and the error
