@@ -301,6 +301,36 @@ TEST(CliE2E, UnreachableProxyFailsFastWithAFailedConnectSpan) {
   EXPECT_EQ(cli->status_code, 2);
 }
 
+// A collector that refuses connections costs the CLI at most its 2 s export
+// bound (it retried for the 5 s shutdown deadline before, and printed the
+// answer only afterwards); the local trace file still gets the trace.
+TEST(CliE2E, UnreachableCollectorCostsTheCliAtMostItsExportBound) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, "");
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  const int port = UnusedLoopbackPort();
+  ASSERT_GT(port, 0);
+  const std::string trace_file = dir + "/cli-traces.jsonl";
+  std::map<std::string, std::string> env = {
+      {"PRISM_ADDR", proxy.address()},
+      {"PRISM_TRACE_FILE", trace_file},
+      {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:" + std::to_string(port)}};
+  const auto start = std::chrono::steady_clock::now();
+  auto r = RunProcess(CliBinary(), {"kv", "exists", "nothing", "--json"}, env);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 4s);
+  EXPECT_GE(took, 1500ms);  // it did try: the bound, not an instant give-up
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["exists"], false);
+  EXPECT_NE(r.err.find("export of"), std::string::npos) << r.err;
+  std::string trace_id = j["trace_id"];
+  auto spans = TraceSpans(trace_file, trace_id);
+  EXPECT_NE(Find(spans, "prism.v1.KeyValue/Exists", "prism-cli", 3), nullptr)
+      << ReadFile(trace_file);
+  EXPECT_EQ(proxy.Stop(), 0);
+}
+
 // Every error path: status code, message, response metadata, and the error
 // recorded on the proxy's SERVER span (status ERROR + exception event).
 TEST(ProxyE2E, ErrorPaths) {

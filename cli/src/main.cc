@@ -139,10 +139,21 @@ class KvCall {
     }
   }
 
+  // After the output, so an unreachable collector never holds back the
+  // answer, and bounded: the local trace file is written at once, and an
+  // OTLP export that has not succeeded within kExportBound (a collector that
+  // refuses connections is retried with backoff) is abandoned with an error
+  // on stderr rather than keeping the command waiting.
+  void FlushTraces() {
+    static constexpr std::chrono::seconds kExportBound{2};
+    if (provider_) provider_->Shutdown(kExportBound);
+  }
+
   grpc::ClientContext& ctx() { return ctx_; }
   prism::v1::KeyValue::Stub& stub() { return *stub_; }
 
-  // Ends the span, prints errors, returns the exit code.
+  // Ends the span, prints the result (or the error) and the trace id, then
+  // exports the spans; returns the exit code.
   int Finish(const grpc::Status& status, json result, const std::string& text) {
     gt::SetRpcStatus(span_, status, /*server_side=*/false);
     if (!status.ok() && span_.IsRecording()) {
@@ -159,7 +170,6 @@ class KvCall {
       trace_id = span_.context().trace_id().ToHex();  // e.g. the proxy was unreachable
     if (span_.IsRecording()) span_.SetAttribute("prism.request_id", request_id);
     span_.End();
-    if (provider_) provider_->Shutdown();
     if (o_.json) {
       json out = status.ok() ? result : json::object();
       out["ok"] = status.ok();
@@ -169,7 +179,8 @@ class KvCall {
       }
       out["trace_id"] = trace_id;
       out["request_id"] = request_id;
-      std::cout << out.dump() << "\n";
+      std::cout << out.dump() << std::endl;
+      FlushTraces();
       return status.ok() ? 0 : kExitFailure;
     }
     if (status.ok()) {
@@ -182,6 +193,7 @@ class KvCall {
       std::cerr << "trace " << trace_id << "   (prism trace show " << trace_id.substr(0, 8)
                 << ")\n";
     }
+    FlushTraces();
     return status.ok() ? 0 : kExitFailure;
   }
 
