@@ -331,6 +331,37 @@ TEST(CliE2E, UnreachableCollectorCostsTheCliAtMostItsExportBound) {
   EXPECT_EQ(proxy.Stop(), 0);
 }
 
+// SIGTERM with an OTLP collector that is down: the plugin flushes within its
+// bound and exits by itself (before, it retried past the proxy's 5 s stop
+// grace and was SIGKILLed, losing the spans it had not yet written to the
+// local trace file), the proxy flushes its own spans while the plugin stops,
+// and the local file has the whole trace.
+TEST(ProxyE2E, StopWithCollectorDownKeepsTheLocalTrace) {
+  std::string dir = MakeTempDir();
+  const int port = UnusedLoopbackPort();
+  ASSERT_GT(port, 0);
+  Proxy proxy(dir, "", {},
+              {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:" + std::to_string(port)}});
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  std::string trace_id;
+  {
+    Client c(proxy.address());
+    auto r = c.Get("default", "k");
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    trace_id = r.trace_id;
+  }
+  ASSERT_EQ(trace_id.size(), 32u);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(proxy.Stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 9s);  // was about 15 s
+  const std::string log = ReadFile(proxy.stderr_path());
+  EXPECT_EQ(log.find("SIGKILL"), std::string::npos) << log;
+  auto spans = TraceSpans(proxy.trace_file(), trace_id);
+  EXPECT_NE(Find(spans, "prism.v1.KeyValue/Get", "prism-proxy", 2), nullptr);
+  EXPECT_NE(Find(spans, "prism.v1.KeyValue/Get", "prism-plugin-sqlite", 2), nullptr)
+      << ReadFile(proxy.trace_file());
+}
+
 // Every error path: status code, message, response metadata, and the error
 // recorded on the proxy's SERVER span (status ERROR + exception event).
 TEST(ProxyE2E, ErrorPaths) {

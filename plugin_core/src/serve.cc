@@ -21,6 +21,9 @@
 namespace prism::plugin {
 namespace {
 
+// How long a stopping plugin may spend exporting its last spans.
+constexpr std::chrono::seconds kSpanFlushBound{3};
+
 bool ParseInt(std::string_view s, int64_t& out) {
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -268,8 +271,11 @@ int Serve(int argc, char** argv, PluginDefinition def) {
   auto drained_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - started)
                         .count();
-  bool flushed = provider->ForceFlush(std::chrono::seconds(5));
-  provider->Shutdown(std::chrono::seconds(5));
+  // One bound for the whole flush, inside the proxy's default 5 s between
+  // SIGTERM and SIGKILL: a collector that is down must not cost a plugin
+  // launched by the proxy the spans it wrote to the local trace file (the
+  // exporters are flushed at once, each within this bound).
+  bool flushed = provider->Shutdown(kSpanFlushBound);
   Log(LogLevel::kInfo, "stopped (drained in " + std::to_string(drained_ms) + " ms" +
                            (flushed ? "" : ", some spans not flushed") + ")");
   return kExitOk;

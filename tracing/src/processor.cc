@@ -1,5 +1,8 @@
 #include "prism/tracing/processor.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "prism/tracing/diagnostics.h"
 
 namespace prism::tracing {
@@ -50,16 +53,31 @@ void MultiSpanProcessor::OnEnd(std::unique_ptr<SpanData> span) {
   if (!processors_.empty()) processors_.back()->OnEnd(std::move(span));
 }
 
+namespace {
+// Runs `step` on every processor at once and waits for all: each gets the
+// whole timeout, so one exporter stuck on an unreachable collector neither
+// delays the others (the local trace file) past the caller's deadline nor
+// makes the total the sum of the timeouts.
+template <typename Step>
+bool OnAllAtOnce(std::vector<std::unique_ptr<SpanProcessor>>& processors, Step step) {
+  if (processors.size() == 1) return step(*processors.front());
+  std::vector<std::thread> threads;
+  std::vector<char> ok(processors.size(), 0);
+  threads.reserve(processors.size());
+  for (size_t i = 0; i < processors.size(); ++i) {
+    threads.emplace_back([&, i] { ok[i] = step(*processors[i]) ? 1 : 0; });
+  }
+  for (auto& t : threads) t.join();
+  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
+}
+}  // namespace
+
 bool MultiSpanProcessor::ForceFlush(Timeout timeout) {
-  bool ok = true;
-  for (auto& p : processors_) ok = p->ForceFlush(timeout) && ok;
-  return ok;
+  return OnAllAtOnce(processors_, [&](SpanProcessor& p) { return p.ForceFlush(timeout); });
 }
 
 bool MultiSpanProcessor::Shutdown(Timeout timeout) {
-  bool ok = true;
-  for (auto& p : processors_) ok = p->Shutdown(timeout) && ok;
-  return ok;
+  return OnAllAtOnce(processors_, [&](SpanProcessor& p) { return p.Shutdown(timeout); });
 }
 
 }  // namespace prism::tracing

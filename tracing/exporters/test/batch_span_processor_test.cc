@@ -211,3 +211,33 @@ TEST(BatchSpanProcessorTest, ForkChildGetsAWorkingProcessor) {
 
 }  // namespace
 }  // namespace prism::tracing
+
+namespace prism::tracing {
+namespace {
+
+// Two exporters stuck (an unreachable collector) and one that works (the
+// local trace file): MultiSpanProcessor shuts all three down at once, so the
+// whole shutdown takes one timeout, not the sum, and the working exporter
+// still gets its span.
+TEST(MultiSpanProcessorTest, ShutsDownAllAtOnceEachWithTheWholeTimeout) {
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = 10s;  // nothing goes out before Shutdown
+  std::vector<std::shared_ptr<CountingExporter::State>> states;
+  std::vector<std::unique_ptr<SpanProcessor>> processors;
+  for (int i = 0; i < 3; ++i) {
+    states.push_back(std::make_shared<CountingExporter::State>());
+    states.back()->stall = i < 2;  // stalls until the exporter is shut down
+    processors.push_back(MakeBsp(states.back(), o));
+  }
+  MultiSpanProcessor multi(std::move(processors));
+  multi.OnEnd(MakeSampledSpanData());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(multi.Shutdown(400ms));  // the stuck ones missed the deadline
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 350ms);
+  EXPECT_LT(took, 750ms) << "shut down one after the other (800 ms or more)";
+  EXPECT_EQ(states[2]->spans.load(), 1u);
+}
+
+}  // namespace
+}  // namespace prism::tracing

@@ -57,7 +57,8 @@ class SimpleSpanProcessor : public SpanProcessor {
   bool shut_down_ = false;
 };
 
-// Fans out to several processors in order.
+// Fans out to several processors in order; flushes and shuts them down
+// concurrently, each with the whole timeout.
 class MultiSpanProcessor : public SpanProcessor {
  public:
   explicit MultiSpanProcessor(std::vector<std::unique_ptr<SpanProcessor>> processors);
