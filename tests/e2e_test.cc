@@ -802,6 +802,18 @@ TEST(ProxyE2E, InvalidConfigExitsTwoWithKeyAndLine) {
     std::filesystem::remove_all(dir);
 }
 
+// A trace file that cannot be written stops the proxy at start (exit 1, the
+// path and the reason), instead of failing every export once it serves.
+TEST(ProxyE2E, UnwritableTraceFileFailsAtStart) {
+  std::string dir = MakeTempDir();
+  auto r = RunProcess(ProxyBinary(), {},  // the embedded default
+                      {{"PRISM_DATA_DIR", dir}, {"PRISM_TRACE_FILE", "/proc/prism-test/t.jsonl"}});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot write the trace file '/proc/prism-test/t.jsonl'"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out.find("listening"), std::string::npos) << r.out;
+}
+
 // Off loopback without configured tokens, the proxy generates one and prints it.
 TEST(ProxyE2E, TokenRequiredOffLoopback) {
   std::string dir = MakeTempDir();

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugins.h"
+#include "prism/tracing/exporters/file_exporter.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
 #include "prism/tracing/propagation.h"
@@ -219,6 +221,17 @@ int main(int argc, char** argv) {
   auto provider = prism::tracing::InitTracingFromEnvironment(service_name, defaults);
   prism::tracing::SetGlobalPropagator(prism::tracing::PropagatorFromEnvironment());
   auto exporters = prism::tracing::TracesExportersFromEnvironment(defaults);
+  // A trace file that cannot be written is a configuration error, found now
+  // rather than at the first export with the proxy already serving.
+  if (!provider->disabled() &&
+      std::find(exporters.begin(), exporters.end(), "file") != exporters.end()) {
+    if (std::string why = prism::tracing::TraceFileWriteError(trace_file.string()); !why.empty()) {
+      std::cerr << "prism-proxy: cannot write the trace file '" << trace_file.string()
+                << "' (tracing.trace_file, PRISM_TRACE_FILE): " << why << "\n";
+      provider->Shutdown();
+      return kExitFailure;
+    }
+  }
 
   // ---- plugins
   std::string runtime_dir = MakeRuntimeDir();

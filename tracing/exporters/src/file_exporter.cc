@@ -16,6 +16,19 @@
 namespace prism::tracing {
 namespace {
 
+// Creates missing parent directories; returns the descriptor or -1 and why.
+int OpenForAppend(const std::string& path, std::string& error) {
+  std::error_code ec;
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = std::string("open: ") + std::strerror(errno);
+    if (ec) error += " (creating " + parent.string() + ": " + ec.message() + ")";
+  }
+  return fd;
+}
+
 class FileExporter : public SpanExporter {
  public:
   explicit FileExporter(std::string path) : path_(std::move(path)) {}
@@ -46,15 +59,8 @@ class FileExporter : public SpanExporter {
  private:
   bool Open(std::string& error) {
     if (fd_ >= 0) return true;
-    std::error_code ec;
-    auto parent = std::filesystem::path(path_).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) {
-      error = std::string("open: ") + std::strerror(errno);
-      return false;
-    }
-    return true;
+    fd_ = OpenForAppend(path_, error);
+    return fd_ >= 0;
   }
 
   // One write() per line on an O_APPEND descriptor, under an exclusive flock
@@ -105,6 +111,13 @@ std::string FileExporterOptions::DefaultPath() {
 std::unique_ptr<SpanExporter> MakeFileExporter(FileExporterOptions options) {
   std::string path = options.path.empty() ? FileExporterOptions::DefaultPath() : options.path;
   return std::make_unique<FileExporter>(std::move(path));
+}
+
+std::string TraceFileWriteError(const std::string& path) {
+  std::string error;
+  int fd = OpenForAppend(path, error);
+  if (fd >= 0) ::close(fd);
+  return error;
 }
 
 }  // namespace prism::tracing

@@ -26,4 +26,9 @@ struct FileExporterOptions {
 
 std::unique_ptr<SpanExporter> MakeFileExporter(FileExporterOptions options = {});
 
+// Creates the parent directory and opens `path` for appending, as the
+// exporter will at its first export, so that a program can refuse to start
+// with a trace file it cannot write. Returns why not, or "" when it can.
+std::string TraceFileWriteError(const std::string& path);
+
 }  // namespace prism::tracing
