@@ -255,6 +255,11 @@ absl::StatusOr<TraceFile> TraceFile::Load(const std::string& path) {
   }
   TraceFile f;
   std::string line;
+  // The file the exporter rotated away at its size cap comes first: a trace
+  // may have spans on both sides of a rotation.
+  if (std::ifstream older(path + ".1"); older) {
+    while (std::getline(older, line)) f.AddLine(line);
+  }
   while (std::getline(in, line)) f.AddLine(line);
   return f;
 }

@@ -36,6 +36,7 @@ struct TraceSummary {
 class TraceFile {
  public:
   // Reads every line; unreadable lines are skipped and counted.
+  // Also reads PATH.1, the file rotated away at the exporter's size cap.
   static absl::StatusOr<TraceFile> Load(const std::string& path);
   // Parses one line (exposed for tests).
   bool AddLine(const std::string& line);

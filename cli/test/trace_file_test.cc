@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <sstream>
 
 namespace prism::cli {
@@ -58,6 +60,26 @@ TEST(TraceFile, ListsTraces) {
   RenderList(list, 10, out);
   EXPECT_NE(out.str().find("✗ error"), std::string::npos);
   EXPECT_NE(out.str().find("100.00 ms"), std::string::npos);
+}
+
+// A trace split by a rotation (PATH.1 holds its first spans) is whole again.
+TEST(TraceFile, LoadReadsTheRotatedFileToo) {
+  const std::string path = ::testing::TempDir() + "/trace_file_test_rotated.jsonl";
+  {
+    std::ofstream older(path + ".1");
+    older << Line("prism-proxy", Span(kT1, "1111111111111111", "", "root", 2, 0, 100)) << "\n";
+    std::ofstream current(path);
+    current << Line("prism-plugin-sqlite",
+                    Span(kT1, "4444444444444444", "1111111111111111", "child", 2, 30, 90))
+            << "\n";
+  }
+  auto f = TraceFile::Load(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  const auto* spans = f->Spans(kT1);
+  ASSERT_NE(spans, nullptr);
+  EXPECT_EQ(spans->size(), 2u);
+  std::remove((path + ".1").c_str());
+  std::remove(path.c_str());
 }
 
 TEST(TraceFile, ResolvesPrefixes) {

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -236,15 +237,28 @@ absl::Status ParseOptionalString(const Parser& p, const YAML::Node& parent, cons
 }
 
 absl::Status ParseTracing(const Parser& p, const YAML::Node& node, TracingConfig& t) {
-  RETURN_IF_ERROR(p.CheckMap(node, "tracing",
-                             {"service_name", "sampler", "sampler_arg", "exporters",
-                              "otlp_endpoint", "otlp_protocol", "trace_file"}));
+  RETURN_IF_ERROR(
+      p.CheckMap(node, "tracing",
+                 {"service_name", "sampler", "sampler_arg", "exporters", "otlp_endpoint",
+                  "otlp_protocol", "trace_file", "trace_file_max_mb"}));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "service_name", "tracing", t.service_name));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "sampler", "tracing", t.sampler));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "sampler_arg", "tracing", t.sampler_arg));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "otlp_endpoint", "tracing", t.otlp_endpoint));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "otlp_protocol", "tracing", t.otlp_protocol));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "trace_file", "tracing", t.trace_file));
+  RETURN_IF_ERROR(
+      ParseOptionalString(p, node, "trace_file_max_mb", "tracing", t.trace_file_max_mb));
+  if (t.trace_file_max_mb) {
+    const std::string& v = *t.trace_file_max_mb;
+    char* end = nullptr;
+    errno = 0;
+    long long mb = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || errno != 0 || mb < 0 || mb > (1ll << 40)) {
+      return p.Error(node["trace_file_max_mb"], "tracing.trace_file_max_mb",
+                     "expected a whole number of MiB (0: no cap)");
+    }
+  }
   if (t.sampler) {
     static const std::set<std::string> kSamplers = {"always_on",
                                                     "always_off",

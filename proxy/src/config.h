@@ -51,13 +51,14 @@ enum class AuthMode {
 struct TracingConfig {
   // Each is exported to the environment as the matching OTEL_* variable
   // unless that variable is already set (the environment wins).
-  std::optional<std::string> service_name;   // OTEL_SERVICE_NAME
-  std::optional<std::string> sampler;        // OTEL_TRACES_SAMPLER
-  std::optional<std::string> sampler_arg;    // OTEL_TRACES_SAMPLER_ARG
-  std::optional<std::string> exporters;      // OTEL_TRACES_EXPORTER (comma list)
-  std::optional<std::string> otlp_endpoint;  // OTEL_EXPORTER_OTLP_ENDPOINT
-  std::optional<std::string> otlp_protocol;  // OTEL_EXPORTER_OTLP_PROTOCOL
-  std::optional<std::string> trace_file;     // PRISM_TRACE_FILE
+  std::optional<std::string> service_name;       // OTEL_SERVICE_NAME
+  std::optional<std::string> sampler;            // OTEL_TRACES_SAMPLER
+  std::optional<std::string> sampler_arg;        // OTEL_TRACES_SAMPLER_ARG
+  std::optional<std::string> exporters;          // OTEL_TRACES_EXPORTER (comma list)
+  std::optional<std::string> otlp_endpoint;      // OTEL_EXPORTER_OTLP_ENDPOINT
+  std::optional<std::string> otlp_protocol;      // OTEL_EXPORTER_OTLP_PROTOCOL
+  std::optional<std::string> trace_file;         // PRISM_TRACE_FILE
+  std::optional<std::string> trace_file_max_mb;  // PRISM_TRACE_FILE_MAX_MB
 };
 
 struct SupervisionConfig {

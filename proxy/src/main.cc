@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
   setenv("PRISM_TRACE_FILE", trace_file.c_str(), 1);
   SetEnvIfUnset("OTEL_TRACES_SAMPLER", config.tracing.sampler);
   SetEnvIfUnset("OTEL_TRACES_SAMPLER_ARG", config.tracing.sampler_arg);
+  SetEnvIfUnset("PRISM_TRACE_FILE_MAX_MB", config.tracing.trace_file_max_mb);
   SetEnvIfUnset("OTEL_TRACES_EXPORTER", config.tracing.exporters);
   SetEnvIfUnset("OTEL_EXPORTER_OTLP_ENDPOINT", config.tracing.otlp_endpoint);
   SetEnvIfUnset("OTEL_EXPORTER_OTLP_PROTOCOL", config.tracing.otlp_protocol);

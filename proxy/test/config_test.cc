@@ -25,6 +25,7 @@ tracing:
   sampler: parentbased_traceidratio
   sampler_arg: "0.01"
   exporters: [file, otlp]
+  trace_file_max_mb: 50
 supervision:
   health_interval: 2s
   restart_backoff_initial: 100ms
@@ -43,6 +44,7 @@ TEST(Config, ParsesEveryKey) {
   EXPECT_EQ(c->tokens[0].rights.at("default"), kRead | kWrite);
   EXPECT_EQ(c->tokens[0].rights.at("cache"), kRead);
   EXPECT_EQ(*c->tracing.exporters, "file,otlp");
+  EXPECT_EQ(*c->tracing.trace_file_max_mb, "50");
   EXPECT_EQ(c->supervision.health_interval.count(), 2000);
   EXPECT_EQ(c->supervision.restart_backoff_initial.count(), 100);
   ASSERT_TRUE(FinalizeConfig(*c).ok());
@@ -74,6 +76,8 @@ TEST(Config, ErrorsNameKeyAndLine) {
        "unknown right 'delete'"},
       {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: sometimes\n",
        "f.yaml:3:12: tracing.sampler: unknown sampler"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  trace_file_max_mb: -1\n",
+       "f.yaml:3:22: tracing.trace_file_max_mb: expected a whole number of MiB"},
       {"namespaces: {a: {plugin: {command: x}}}\nsupervision:\n  health_interval: soon\n",
        "f.yaml:3:20: supervision.health_interval"},
       {"namespaces:\n  - a\n", "f.yaml:2:3: namespaces: expected a mapping"},

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,7 +32,8 @@ int OpenForAppend(const std::string& path, std::string& error) {
 
 class FileExporter : public SpanExporter {
  public:
-  explicit FileExporter(std::string path) : path_(std::move(path)) {}
+  FileExporter(std::string path, uint64_t max_bytes)
+      : path_(std::move(path)), rotated_path_(path_ + ".1"), max_bytes_(max_bytes) {}
   ~FileExporter() override { Close(); }
 
   ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) override {
@@ -63,16 +65,49 @@ class FileExporter : public SpanExporter {
     return fd_ >= 0;
   }
 
-  // One write() per line on an O_APPEND descriptor, under an exclusive flock
-  // so that writers in other processes (or a short write's remainder) never
-  // interleave with this line.
-  bool WriteLine(std::string& error) {
+  bool Lock(std::string& error) {
     while (::flock(fd_, LOCK_EX) != 0) {
       if (errno != EINTR) {
         error = std::string("flock: ") + std::strerror(errno);
         return false;
       }
     }
+    return true;
+  }
+
+  // Locks the file that `path_` names now, rotating it first when the line
+  // would take it past the cap. Only the holder of the lock on the current
+  // file rotates it, so a writer that holds that lock and finds its
+  // descriptor still named by `path_` may write.
+  bool LockCurrentFile(std::string& error) {
+    for (int attempt = 0;; ++attempt) {
+      if (!Lock(error)) return false;
+      if (max_bytes_ == 0 || attempt == 16) return true;  // 16: give up following, write
+      struct stat open_file, named_file;
+      if (::fstat(fd_, &open_file) != 0) return true;
+      const bool current = ::stat(path_.c_str(), &named_file) == 0 &&
+                           named_file.st_ino == open_file.st_ino &&
+                           named_file.st_dev == open_file.st_dev;
+      if (current) {
+        const auto size = static_cast<uint64_t>(open_file.st_size);
+        if (size == 0 || size + line_.size() <= max_bytes_) return true;
+        if (::rename(path_.c_str(), rotated_path_.c_str()) != 0) {
+          // Keep the line rather than the cap.
+          internal::Log(internal::LogLevel::kWarn, "trace file exporter (" + path_ +
+                                                       "): cannot rotate: " + std::strerror(errno));
+          return true;
+        }
+      }
+      Close();  // releases the lock on the old file
+      if (!Open(error)) return false;
+    }
+  }
+
+  // One write() per line on an O_APPEND descriptor, under an exclusive flock
+  // so that writers in other processes (or a short write's remainder) never
+  // interleave with this line.
+  bool WriteLine(std::string& error) {
+    if (!LockCurrentFile(error)) return false;
     size_t off = 0;
     bool ok = true;
     while (off < line_.size()) {
@@ -96,6 +131,8 @@ class FileExporter : public SpanExporter {
 
   std::mutex mutex_;
   const std::string path_;
+  const std::string rotated_path_;
+  const uint64_t max_bytes_;  // 0: no cap
   int fd_ = -1;
   bool shut_down_ = false;
   std::string line_;
@@ -110,7 +147,18 @@ std::string FileExporterOptions::DefaultPath() {
 
 std::unique_ptr<SpanExporter> MakeFileExporter(FileExporterOptions options) {
   std::string path = options.path.empty() ? FileExporterOptions::DefaultPath() : options.path;
-  return std::make_unique<FileExporter>(std::move(path));
+  uint64_t max_bytes = kDefaultTraceFileMaxMb << 20;
+  if (options.max_bytes) {
+    max_bytes = *options.max_bytes;
+  } else if (auto mb = env::GetInt("PRISM_TRACE_FILE_MAX_MB")) {
+    if (*mb >= 0 && *mb <= (1ll << 40)) {
+      max_bytes = static_cast<uint64_t>(*mb) << 20;
+    } else {
+      internal::Log(internal::LogLevel::kWarn,
+                    "PRISM_TRACE_FILE_MAX_MB must be a number of MiB >= 0; ignored");
+    }
+  }
+  return std::make_unique<FileExporter>(std::move(path), max_bytes);
 }
 
 std::string TraceFileWriteError(const std::string& path) {

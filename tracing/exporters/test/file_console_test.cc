@@ -21,6 +21,14 @@ std::string TempPath(const std::string& name) {
   return (dir / name).string();
 }
 
+FileExporterOptions Options(const std::string& path,
+                            std::optional<uint64_t> max_bytes = std::nullopt) {
+  FileExporterOptions o;
+  o.path = path;
+  o.max_bytes = max_bytes;
+  return o;
+}
+
 std::vector<std::string> ReadLines(const std::string& path) {
   std::ifstream in(path);
   std::vector<std::string> lines;
@@ -32,7 +40,7 @@ TEST(FileExporterTest, AppendsOneRequestPerLineAndCreatesDirectories) {
   std::string path = TempPath("sub/dir/traces.jsonl");
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
   for (int round = 0; round < 2; ++round) {  // a second exporter appends
-    auto exporter = MakeFileExporter({path});
+    auto exporter = MakeFileExporter(Options(path));
     std::vector<std::unique_ptr<SpanData>> batch;
     batch.push_back(MakeSampledSpanData("a"));
     batch.push_back(MakeSampledSpanData("b"));
@@ -66,7 +74,7 @@ TEST(FileExporterTest, ConcurrentProcessesDoNotInterleave) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      auto exporter = MakeFileExporter({path});
+      auto exporter = MakeFileExporter(Options(path));
       std::vector<std::unique_ptr<SpanData>> batch;
       for (int i = 0; i < 300; ++i) {
         auto s = MakeSampledSpanData("p" + std::to_string(p));
@@ -93,6 +101,131 @@ TEST(FileExporterTest, ConcurrentProcessesDoNotInterleave) {
     ASSERT_FALSE(j.is_discarded()) << "interleaved line";
     EXPECT_EQ(j["resourceSpans"][0]["scopeSpans"][0]["spans"].size(), 300u);
   }
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+// The span name of a one-span line.
+std::string SpanName(const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded()) return "<not json>";
+  return j["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"];
+}
+
+ExportResult ExportOne(SpanExporter& e, const std::string& name) {
+  std::vector<std::unique_ptr<SpanData>> batch;
+  batch.push_back(MakeSampledSpanData(name));
+  return e.Export(batch);
+}
+
+// At the cap the file becomes PATH.1 (replacing the older one) and PATH
+// starts again: the two hold the most recent lines, in order, none missing.
+TEST(FileExporterTest, RotatesAtTheCapKeepingOnePredecessor) {
+  std::string path = TempPath("rotate/traces.jsonl");
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+  constexpr uint64_t kCap = 4096;
+  auto exporter = MakeFileExporter(Options(path, kCap));
+  for (int i = 0; i < 60; ++i)
+    ASSERT_EQ(ExportOne(*exporter, "s" + std::to_string(i)), ExportResult::kSuccess);
+  EXPECT_LE(std::filesystem::file_size(path), kCap);
+  EXPECT_LE(std::filesystem::file_size(path + ".1"), kCap);
+  std::vector<std::string> lines = ReadLines(path + ".1");
+  for (auto& l : ReadLines(path)) lines.push_back(l);
+  ASSERT_GT(lines.size(), 4u);
+  ASSERT_LT(lines.size(), 60u);  // older lines were dropped with older files
+  const int first = 60 - static_cast<int>(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(SpanName(lines[i]), "s" + std::to_string(first + static_cast<int>(i)));
+  }
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+// A writer whose open file was rotated away by another writer (another
+// process, here another descriptor) writes its next line into the new file,
+// not into PATH.1 behind the reader's back.
+TEST(FileExporterTest, WritersFollowARotationByAnother) {
+  std::string path = TempPath("follow/traces.jsonl");
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+  constexpr uint64_t kCap = 2048;
+  auto a = MakeFileExporter(Options(path, kCap));
+  auto b = MakeFileExporter(Options(path, kCap));
+  ASSERT_EQ(ExportOne(*b, "b0"), ExportResult::kSuccess);  // b opens the first file
+  int i = 0;
+  while (!std::filesystem::exists(path + ".1") && i < 100) {
+    ASSERT_EQ(ExportOne(*a, "a" + std::to_string(i++)), ExportResult::kSuccess);
+  }
+  ASSERT_TRUE(std::filesystem::exists(path + ".1"));
+  ASSERT_EQ(ExportOne(*b, "b1"), ExportResult::kSuccess);
+  auto current = ReadLines(path);
+  ASSERT_FALSE(current.empty());
+  EXPECT_EQ(SpanName(current.back()), "b1");
+  for (const auto& l : ReadLines(path + ".1")) EXPECT_NE(SpanName(l), "b1");
+  // A file removed by hand comes back at the next export.
+  std::filesystem::remove(path);
+  ASSERT_EQ(ExportOne(*b, "b2"), ExportResult::kSuccess);
+  ASSERT_EQ(ReadLines(path).size(), 1u);
+  EXPECT_EQ(SpanName(ReadLines(path)[0]), "b2");
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+// Processes appending large lines through many rotations: every line whole,
+// both files within the cap (plus at most one line).
+TEST(FileExporterTest, ConcurrentProcessesRotateWithoutInterleaving) {
+  std::string path = TempPath("rotate-procs/traces.jsonl");
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  constexpr uint64_t kCap = 64 * 1024;
+  constexpr int kProcs = 4, kLines = 30;
+  std::vector<pid_t> pids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto exporter = MakeFileExporter(Options(path, kCap));
+      std::vector<std::unique_ptr<SpanData>> batch;
+      for (int i = 0; i < 30; ++i) {
+        auto s = MakeSampledSpanData("p" + std::to_string(p));
+        s->attributes.push_back({"pad", std::string(200, static_cast<char>('a' + p))});
+        batch.push_back(std::move(s));
+      }
+      int rc = 0;
+      for (int i = 0; i < kLines; ++i) {
+        if (exporter->Export(batch) != ExportResult::kSuccess) rc = 1;
+      }
+      _exit(rc);
+    }
+    pids.push_back(pid);
+  }
+  for (pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  size_t line_bytes = 0;
+  for (const std::string& f : {path, path + ".1"}) {
+    auto lines = ReadLines(f);
+    ASSERT_FALSE(lines.empty()) << f;
+    for (const auto& line : lines) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      ASSERT_FALSE(j.is_discarded()) << "interleaved line in " << f;
+      EXPECT_EQ(j["resourceSpans"][0]["scopeSpans"][0]["spans"].size(), 30u);
+      line_bytes = std::max(line_bytes, line.size() + 1);
+    }
+    EXPECT_LE(std::filesystem::file_size(f), kCap + line_bytes) << f;
+  }
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+// PRISM_TRACE_FILE_MAX_MB sets the cap; 0 turns it off.
+TEST(FileExporterTest, CapFromEnvironment) {
+  std::string path = TempPath("cap-env/traces.jsonl");
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+  {
+    testing::ScopedEnv e("PRISM_TRACE_FILE_MAX_MB", "0");
+    auto exporter = MakeFileExporter(Options(path));
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(ExportOne(*exporter, "s"), ExportResult::kSuccess);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path + ".1"));
+  EXPECT_EQ(ReadLines(path).size(), 20u);
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }
 

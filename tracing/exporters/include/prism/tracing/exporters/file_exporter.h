@@ -8,8 +8,16 @@
 //
 // Path: FileExporterOptions::path, else $PRISM_TRACE_FILE, else
 // ./.prism/traces.jsonl. Missing parent directories are created.
+//
+// Size cap: a line that would take the file past max_bytes first renames it
+// to PATH.1 (replacing the previous one) and starts PATH afresh, so the
+// trace file and its predecessor take at most about twice the cap. Writers
+// in other processes notice (the path names another file) and follow. A
+// file removed by hand is recreated at the next export.
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "prism/tracing/processor.h"
@@ -18,8 +26,13 @@ namespace prism::tracing {
 
 inline constexpr const char* kDefaultTraceFile = "./.prism/traces.jsonl";
 
+inline constexpr uint64_t kDefaultTraceFileMaxMb = 100;
+
 struct FileExporterOptions {
   std::string path;  // empty: $PRISM_TRACE_FILE, else kDefaultTraceFile
+  // Unset: $PRISM_TRACE_FILE_MAX_MB, else kDefaultTraceFileMaxMb (in MiB);
+  // 0: no cap.
+  std::optional<uint64_t> max_bytes;
   // The path FileExporterOptions{} resolves to.
   static std::string DefaultPath();
 };
