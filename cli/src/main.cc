@@ -336,7 +336,13 @@ int main(int argc, char** argv) {
   }
 
   if (trace_cmd->parsed()) {
-    auto file = prism::cli::TraceFile::Load(trace_path);
+    // `show` needs only the lines that mention its (lower-case hex) id.
+    std::string filter;
+    if (show->parsed()) {
+      for (char c : trace_id)
+        filter += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    auto file = prism::cli::TraceFile::Load(trace_path, filter);
     if (!file.ok()) {
       std::cerr << "prism: " << file.status().message() << "\n";
       return kExitFailure;

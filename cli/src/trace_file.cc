@@ -247,7 +247,8 @@ bool TraceFile::AddLine(const std::string& line) {
   return true;
 }
 
-absl::StatusOr<TraceFile> TraceFile::Load(const std::string& path) {
+absl::StatusOr<TraceFile> TraceFile::Load(const std::string& path,
+                                          std::string_view only_lines_containing) {
   std::ifstream in(path);
   if (!in) {
     return absl::NotFoundError("no trace file at " + path +
@@ -255,12 +256,17 @@ absl::StatusOr<TraceFile> TraceFile::Load(const std::string& path) {
   }
   TraceFile f;
   std::string line;
+  auto read = [&](std::istream& s) {
+    while (std::getline(s, line)) {
+      if (only_lines_containing.empty() || line.find(only_lines_containing) != std::string::npos) {
+        f.AddLine(line);
+      }
+    }
+  };
   // The file the exporter rotated away at its size cap comes first: a trace
   // may have spans on both sides of a rotation.
-  if (std::ifstream older(path + ".1"); older) {
-    while (std::getline(older, line)) f.AddLine(line);
-  }
-  while (std::getline(in, line)) f.AddLine(line);
+  if (std::ifstream older(path + ".1"); older) read(older);
+  read(in);
   return f;
 }
 

@@ -37,7 +37,11 @@ class TraceFile {
  public:
   // Reads every line; unreadable lines are skipped and counted.
   // Also reads PATH.1, the file rotated away at the exporter's size cap.
-  static absl::StatusOr<TraceFile> Load(const std::string& path);
+  // With `only_lines_containing`, lines without that text are skipped
+  // unparsed: `prism trace show ID` finds one trace in a 100 MB file in a
+  // fraction of the time a full parse takes.
+  static absl::StatusOr<TraceFile> Load(const std::string& path,
+                                        std::string_view only_lines_containing = {});
   // Parses one line (exposed for tests).
   bool AddLine(const std::string& line);
 

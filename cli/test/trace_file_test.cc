@@ -78,6 +78,11 @@ TEST(TraceFile, LoadReadsTheRotatedFileToo) {
   const auto* spans = f->Spans(kT1);
   ASSERT_NE(spans, nullptr);
   EXPECT_EQ(spans->size(), 2u);
+  // `show` skips the lines that do not mention its id.
+  auto only_child = TraceFile::Load(path, "4444444444444444");
+  ASSERT_TRUE(only_child.ok());
+  ASSERT_NE(only_child->Spans(kT1), nullptr);
+  EXPECT_EQ(only_child->Spans(kT1)->size(), 1u);
   std::remove((path + ".1").c_str());
   std::remove(path.c_str());
 }

@@ -26,7 +26,7 @@ namespace prism::tracing {
 
 inline constexpr const char* kDefaultTraceFile = "./.prism/traces.jsonl";
 
-inline constexpr uint64_t kDefaultTraceFileMaxMb = 100;
+inline constexpr uint64_t kDefaultTraceFileMaxMb = 20;
 
 struct FileExporterOptions {
   std::string path;  // empty: $PRISM_TRACE_FILE, else kDefaultTraceFile
