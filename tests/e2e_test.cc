@@ -798,6 +798,24 @@ TEST(ProxyE2E, InvalidConfigExitsTwoWithKeyAndLine) {
   EXPECT_EQ(r.exit_code, 2);
   r = RunProcess(ProxyBinary(), {"--config", dir + "/bad2.yaml", "--check"});
   EXPECT_EQ(r.exit_code, 2);
+  // A plugin executable that cannot be found: the line of its command, also
+  // under --check.
+  WriteFile(dir + "/bad3.yaml",
+            "listen: 127.0.0.1:0\n"
+            "namespaces:\n"
+            "  a:\n"
+            "    plugin:\n"
+            "      command: [prism-plugin-nonexistent, --flag]\n");
+  for (bool check : {false, true}) {
+    std::vector<std::string> args = {"--config", dir + "/bad3.yaml"};
+    if (check) args.push_back("--check");
+    r = RunProcess(ProxyBinary(), args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(dir + "/bad3.yaml:5:16: namespaces.a.plugin.command: "
+                               "'prism-plugin-nonexistent' not found"),
+              std::string::npos)
+        << r.err;
+  }
   if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
     std::filesystem::remove_all(dir);
 }

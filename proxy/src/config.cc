@@ -17,12 +17,15 @@ class Parser {
   explicit Parser(std::string source) : source_(std::move(source)) {}
 
   absl::Status Error(const YAML::Node& node, const std::string& key, const std::string& msg) const {
-    std::ostringstream out;
-    out << source_;
+    return absl::InvalidArgumentError(Where(node) + ": " + (key.empty() ? "(top level)" : key) +
+                                      ": " + msg);
+  }
+
+  // "source:line:col" of `node` ("source" alone when yaml-cpp has no mark).
+  std::string Where(const YAML::Node& node) const {
     YAML::Mark m = node.Mark();
-    if (!m.is_null()) out << ":" << m.line + 1 << ":" << m.column + 1;
-    out << ": " << (key.empty() ? "(top level)" : key) << ": " << msg;
-    return absl::InvalidArgumentError(out.str());
+    if (m.is_null()) return source_;
+    return source_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
   }
 
   // Checks that `node` is a map with only `allowed` keys.
@@ -116,6 +119,7 @@ absl::Status ParsePlugin(const Parser& p, const YAML::Node& node, const std::str
   }
   if (const auto& cmd = node["command"]) {
     std::string k = Parser::Join(key, "command");
+    out.command_where = p.Where(cmd);
     if (cmd.IsScalar()) {
       // A single string: split on whitespace (no quoting rules).
       std::istringstream in(cmd.Scalar());

@@ -24,6 +24,7 @@ struct PluginConfig {
   // by the proxy with `--listen unix://<private dir>/<namespace>.sock` and the
   // settings appended as `--<key> <value>`.
   std::vector<std::string> command;
+  std::string command_where;  // "file:line:col" of `command`, for later errors
   std::string address;
   std::map<std::string, std::string> settings;
   bool launched() const { return !command.empty(); }

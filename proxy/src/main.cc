@@ -121,6 +121,10 @@ int main(int argc, char** argv) {
     std::cerr << "prism-proxy: invalid configuration: " << s.message() << "\n";
     return kExitUsage;
   }
+  if (auto s = CheckPluginExecutables(config); !s.ok()) {
+    std::cerr << "prism-proxy: invalid configuration: " << s.message() << "\n";
+    return kExitUsage;
+  }
   std::string tls_cert_pem, tls_key_pem;
   if (!config.tls_cert_file.empty()) {
     if (!ReadFile(config.tls_cert_file, tls_cert_pem)) {

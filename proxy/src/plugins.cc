@@ -156,6 +156,21 @@ Supervisor::Supervisor(const Config& config, std::string runtime_dir)
 
 Supervisor::~Supervisor() { Stop(); }
 
+absl::Status CheckPluginExecutables(const Config& config) {
+  for (const auto& ns : config.namespaces) {
+    if (!ns.plugin.launched()) continue;
+    const std::string& exe = ns.plugin.command[0];
+    if (FindExecutable(exe, config.plugin_dirs).empty()) {
+      std::string where = ns.plugin.command_where.empty() ? "" : ns.plugin.command_where + ": ";
+      return absl::InvalidArgumentError(where + "namespaces." + ns.name + ".plugin.command: '" +
+                                        exe +
+                                        "' not found (looked in plugin_dirs, next to "
+                                        "prism-proxy, and on PATH)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Supervisor::Prepare() {
   for (auto& b : backends_) {
     if (!b->launched()) continue;

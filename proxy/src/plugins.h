@@ -119,4 +119,8 @@ bool CheckHealth(const Endpoint& endpoint, std::chrono::milliseconds timeout);
 // own directory, then $PATH. Empty when not found.
 std::string FindExecutable(const std::string& name, const std::vector<std::string>& dirs);
 
+// Every launched plugin's executable can be found (as Supervisor::Prepare
+// will look for it); the error names the config line of the command.
+absl::Status CheckPluginExecutables(const Config& config);
+
 }  // namespace prism::proxy

@@ -1,6 +1,7 @@
 #include "prism/tracing/processor.h"
 
 #include <algorithm>
+#include <system_error>
 #include <thread>
 
 #include "prism/tracing/diagnostics.h"
@@ -65,7 +66,12 @@ bool OnAllAtOnce(std::vector<std::unique_ptr<SpanProcessor>>& processors, Step s
   std::vector<char> ok(processors.size(), 0);
   threads.reserve(processors.size());
   for (size_t i = 0; i < processors.size(); ++i) {
-    threads.emplace_back([&, i] { ok[i] = step(*processors[i]) ? 1 : 0; });
+    auto run = [&, i] { ok[i] = step(*processors[i]) ? 1 : 0; };
+    try {
+      threads.emplace_back(run);
+    } catch (const std::system_error&) {
+      run();  // no thread to be had (resource limits): this one in turn
+    }
   }
   for (auto& t : threads) t.join();
   return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
