@@ -63,26 +63,23 @@ TEST(FileExporterTest, PathFromEnvironment) {
   EXPECT_EQ(FileExporterOptions::DefaultPath(), "./.prism/traces.jsonl");
 }
 
-// Several processes append large lines to one file: every line stays whole.
-TEST(FileExporterTest, ConcurrentProcessesDoNotInterleave) {
-  std::string path = TempPath("shared.jsonl");
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::filesystem::remove(path);
-  constexpr int kProcs = 4, kLines = 20;
+// Forks `procs` writers; each exports `lines` lines of `spans` spans (with a
+// 200-byte attribute) to one file, then all are waited for.
+void ForkWriters(const FileExporterOptions& options, int procs, int lines, int spans) {
   std::vector<pid_t> pids;
-  for (int p = 0; p < kProcs; ++p) {
+  for (int p = 0; p < procs; ++p) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      auto exporter = MakeFileExporter(Options(path));
+      auto exporter = MakeFileExporter(options);
       std::vector<std::unique_ptr<SpanData>> batch;
-      for (int i = 0; i < 300; ++i) {
+      for (int i = 0; i < spans; ++i) {
         auto s = MakeSampledSpanData("p" + std::to_string(p));
         s->attributes.push_back({"pad", std::string(200, static_cast<char>('a' + p))});
         batch.push_back(std::move(s));
       }
       int rc = 0;
-      for (int i = 0; i < kLines; ++i) {
+      for (int i = 0; i < lines; ++i) {
         if (exporter->Export(batch) != ExportResult::kSuccess) rc = 1;
       }
       _exit(rc);
@@ -94,6 +91,15 @@ TEST(FileExporterTest, ConcurrentProcessesDoNotInterleave) {
     waitpid(pid, &status, 0);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
+}
+
+// Several processes append large lines to one file: every line stays whole.
+TEST(FileExporterTest, ConcurrentProcessesDoNotInterleave) {
+  std::string path = TempPath("shared.jsonl");
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::filesystem::remove(path);
+  constexpr int kProcs = 4, kLines = 20;
+  ForkWriters(Options(path), kProcs, kLines, 300);
   auto lines = ReadLines(path);
   ASSERT_EQ(lines.size(), static_cast<size_t>(kProcs * kLines));
   for (const auto& line : lines) {
@@ -174,32 +180,7 @@ TEST(FileExporterTest, ConcurrentProcessesRotateWithoutInterleaving) {
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   constexpr uint64_t kCap = 64 * 1024;
-  constexpr int kProcs = 4, kLines = 30;
-  std::vector<pid_t> pids;
-  for (int p = 0; p < kProcs; ++p) {
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      auto exporter = MakeFileExporter(Options(path, kCap));
-      std::vector<std::unique_ptr<SpanData>> batch;
-      for (int i = 0; i < 30; ++i) {
-        auto s = MakeSampledSpanData("p" + std::to_string(p));
-        s->attributes.push_back({"pad", std::string(200, static_cast<char>('a' + p))});
-        batch.push_back(std::move(s));
-      }
-      int rc = 0;
-      for (int i = 0; i < kLines; ++i) {
-        if (exporter->Export(batch) != ExportResult::kSuccess) rc = 1;
-      }
-      _exit(rc);
-    }
-    pids.push_back(pid);
-  }
-  for (pid_t pid : pids) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  }
+  ForkWriters(Options(path, kCap), /*procs=*/4, /*lines=*/30, /*spans=*/30);
   size_t line_bytes = 0;
   for (const std::string& f : {path, path + ".1"}) {
     auto lines = ReadLines(f);
