@@ -342,7 +342,7 @@ int main(int argc, char** argv) {
       for (char c : trace_id)
         filter += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
-    auto file = prism::cli::TraceFile::Load(trace_path, filter);
+    auto file = prism::cli::TraceFile::Load(trace_path, filter, /*details=*/show->parsed());
     if (!file.ok()) {
       std::cerr << "prism: " << file.status().message() << "\n";
       return kExitFailure;

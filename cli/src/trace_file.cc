@@ -200,9 +200,11 @@ bool TraceFile::AddLine(const std::string& line) {
     if (!r.is_object()) continue;
     std::string service;
     if (auto res = r.find("resource"); res != r.end() && res->is_object()) {
-      json attrs = Attributes(res->value("attributes", json::array()));
-      if (attrs.contains("service.name") && attrs["service.name"].is_string()) {
-        service = attrs["service.name"].get<std::string>();
+      if (auto a = res->find("attributes"); a != res->end()) {
+        json attrs = Attributes(*a);
+        if (attrs.contains("service.name") && attrs["service.name"].is_string()) {
+          service = attrs["service.name"].get<std::string>();
+        }
       }
     }
     auto ss = r.find("scopeSpans");
@@ -230,14 +232,17 @@ bool TraceFile::AddLine(const std::string& line) {
           rec.status_message = Str(*st, "message");
         }
         rec.service = service;
-        rec.attributes = Attributes(s.value("attributes", json::array()));
-        if (auto ev = s.find("events"); ev != s.end() && ev->is_array()) {
-          for (const auto& e : *ev) {
-            if (!e.is_object()) continue;
-            rec.events.push_back(
-                {{"name", Str(e, "name")},
-                 {"time_unix_nano", ToU64(e.value("timeUnixNano", json()))},
-                 {"attributes", Attributes(e.value("attributes", json::array()))}});
+        if (details_) {
+          if (auto a = s.find("attributes"); a != s.end()) rec.attributes = Attributes(*a);
+          if (auto ev = s.find("events"); ev != s.end() && ev->is_array()) {
+            for (const auto& e : *ev) {
+              if (!e.is_object()) continue;
+              auto ea = e.find("attributes");
+              rec.events.push_back(
+                  {{"name", Str(e, "name")},
+                   {"time_unix_nano", ToU64(e.value("timeUnixNano", json()))},
+                   {"attributes", ea != e.end() ? Attributes(*ea) : json::object()}});
+            }
           }
         }
         traces_[rec.trace_id].push_back(std::move(rec));
@@ -248,13 +253,14 @@ bool TraceFile::AddLine(const std::string& line) {
 }
 
 absl::StatusOr<TraceFile> TraceFile::Load(const std::string& path,
-                                          std::string_view only_lines_containing) {
+                                          std::string_view only_lines_containing, bool details) {
   std::ifstream in(path);
   if (!in) {
     return absl::NotFoundError("no trace file at " + path +
                                " (start prism-proxy or set PRISM_TRACE_FILE / --file)");
   }
   TraceFile f;
+  f.details_ = details;
   std::string line;
   auto read = [&](std::istream& s) {
     while (std::getline(s, line)) {

@@ -40,8 +40,11 @@ class TraceFile {
   // With `only_lines_containing`, lines without that text are skipped
   // unparsed: `prism trace show ID` finds one trace in a 100 MB file in a
   // fraction of the time a full parse takes.
+  // `details` false: span attributes and events are not kept (`trace ls`
+  // needs neither).
   static absl::StatusOr<TraceFile> Load(const std::string& path,
-                                        std::string_view only_lines_containing = {});
+                                        std::string_view only_lines_containing = {},
+                                        bool details = true);
   // Parses one line (exposed for tests).
   bool AddLine(const std::string& line);
 
@@ -54,6 +57,7 @@ class TraceFile {
  private:
   std::map<std::string, std::vector<SpanRecord>> traces_;
   size_t skipped_ = 0;
+  bool details_ = true;
 };
 
 // $PRISM_TRACE_FILE, else ($PRISM_DATA_DIR or ./.prism)/traces.jsonl.
