@@ -796,6 +796,11 @@ TEST(ProxyE2E, InvalidConfigExitsTwoWithKeyAndLine) {
   EXPECT_EQ(r.exit_code, 2);
   r = RunProcess(ProxyBinary(), {"--no-such-flag"});
   EXPECT_EQ(r.exit_code, 2);
+  r = RunProcess(ProxyBinary(), {"--listen", "127.0.0.1:99999"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--listen '127.0.0.1:99999': the port must be a number from 0 to 65535"),
+            std::string::npos)
+      << r.err;
   r = RunProcess(ProxyBinary(), {"--config", dir + "/bad2.yaml", "--check"});
   EXPECT_EQ(r.exit_code, 2);
   // A plugin executable that cannot be found: the line of its command, also

@@ -2,7 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -140,7 +142,9 @@ absl::Status ParsePlugin(const Parser& p, const YAML::Node& node, const std::str
   if (const auto& addr = node["address"]) {
     std::string k = Parser::Join(key, "address");
     ASSIGN_OR_RETURN(out.address, p.String(addr, k));
-    if (out.address.empty()) return p.Error(addr, k, "the address is empty");
+    if (std::string why = AddressProblem(out.address, /*listening=*/false); !why.empty()) {
+      return p.Error(addr, k, why);
+    }
   }
   if (const auto& settings = node["settings"]) {
     std::string k = Parser::Join(key, "settings");
@@ -377,7 +381,9 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
     if (const auto& n = root["listen"]) {
       ASSIGN_OR_RETURN(config.listen, p.String(n, "listen"));
     }
-    if (config.listen.empty()) return p.Error(root["listen"], "listen", "the address is empty");
+    if (std::string why = AddressProblem(config.listen, /*listening=*/true); !why.empty()) {
+      return p.Error(root["listen"], "listen", why);
+    }
     if (const auto& tls = root["tls"]) {
       RETURN_IF_ERROR(p.CheckMap(tls, "tls", {"cert_file", "key_file"}));
       if (!tls["cert_file"] || !tls["key_file"]) {
@@ -482,6 +488,50 @@ Config EmbeddedDefaultConfig(const std::string& data_dir) {
   ns.plugin.command = {"prism-plugin-sqlite"};
   c.namespaces.push_back(std::move(ns));
   return c;
+}
+
+std::string AddressProblem(std::string_view a, bool listening) {
+  if (a.empty()) return "the address is empty";
+  for (char c : a) {
+    if (std::isspace(static_cast<unsigned char>(c)) ||
+        std::iscntrl(static_cast<unsigned char>(c))) {
+      return "the address contains whitespace or control characters";
+    }
+  }
+  for (std::string_view scheme : {"unix:", "unix-abstract:"}) {
+    if (a.rfind(scheme, 0) == 0) {
+      return a.size() > scheme.size() ? "" : "no path after '" + std::string(scheme) + "'";
+    }
+  }
+  for (std::string_view scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
+    if (a.rfind(scheme, 0) == 0) {
+      a.remove_prefix(scheme.size());
+      break;
+    }
+  }
+  std::string_view port;
+  if (!a.empty() && a.front() == '[') {
+    size_t close = a.find(']');
+    if (close == std::string_view::npos || close + 1 >= a.size() || a[close + 1] != ':') {
+      return "expected [IPv6]:PORT";
+    }
+    port = a.substr(close + 2);
+  } else {
+    size_t colon = a.rfind(':');
+    if (colon == std::string_view::npos || a.find(':') != colon) {
+      return "expected HOST:PORT, [IPv6]:PORT or unix:PATH";
+    }
+    if (colon == 0) return "no host before the port";
+    port = a.substr(colon + 1);
+  }
+  int n = -1;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || n > 65535 ||
+      n < (listening ? 0 : 1)) {
+    return "the port must be a number from " + std::string(listening ? "0" : "1") +
+           " to 65535, got '" + std::string(port) + "'";
+  }
+  return "";
 }
 
 absl::Status FinalizeConfig(Config& config) {

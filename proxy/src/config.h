@@ -104,4 +104,9 @@ absl::Status FinalizeConfig(Config& config);
 
 std::string RightsToString(uint8_t rights);
 
+// What is wrong with a gRPC address ("" when nothing is): `unix:PATH`,
+// `unix-abstract:NAME`, or `[dns:|ipv4:|ipv6:]HOST:PORT` with no whitespace
+// and a port in 1-65535 (0 too when `listening`: any free port).
+std::string AddressProblem(std::string_view address, bool listening);
+
 }  // namespace prism::proxy

@@ -112,7 +112,13 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   Config config = std::move(*loaded);
-  if (!listen.empty()) config.listen = listen;
+  if (!listen.empty()) {
+    if (std::string why = AddressProblem(listen, /*listening=*/true); !why.empty()) {
+      std::cerr << "prism-proxy: --listen '" << listen << "': " << why << "\n";
+      return kExitUsage;
+    }
+    config.listen = listen;
+  }
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (!tls_cert.empty()) config.tls_cert_file = tls_cert;
   if (!tls_key.empty()) config.tls_key_file = tls_key;

@@ -58,7 +58,7 @@ struct BadCase {
 
 TEST(Config, ErrorsNameKeyAndLine) {
   const BadCase cases[] = {
-      {"listen: x\nnamespaces:\n  a:\n    plugin:\n      comand: [x]\n",
+      {"listen: 127.0.0.1:1\nnamespaces:\n  a:\n    plugin:\n      comand: [x]\n",
        "f.yaml:5:7: namespaces.a.plugin.comand: unknown key"},
       {"namespaces:\n  a:\n    plugin:\n      command: [x]\n      address: y\n",
        "f.yaml:4:7: namespaces.a.plugin: set exactly one"},
@@ -82,10 +82,18 @@ TEST(Config, ErrorsNameKeyAndLine) {
        "f.yaml:3:20: supervision.health_interval"},
       {"namespaces:\n  - a\n", "f.yaml:2:3: namespaces: expected a mapping"},
       {"listen: 1.2.3.4:5\n", "namespaces: missing"},
+      {"listen: 127.0.0.1:99999\nnamespaces: {a: {plugin: {command: x}}}\n",
+       "f.yaml:1:9: listen: the port must be a number from 0 to 65535, got '99999'"},
+      {"listen: not an address:1\nnamespaces: {a: {plugin: {command: x}}}\n",
+       "f.yaml:1:9: listen: the address contains whitespace"},
+      {"namespaces: {a: {plugin: {address: \"10.0.0.1:0\"}}}\n",
+       "namespaces.a.plugin.address: the port must be a number from 1 to 65535"},
       {"namespaces: {a: {plugin: {command: x}}\n", "f.yaml:"},  // unbalanced
       {"namespaces: {'bad name': {plugin: {command: x}}}\n", "namespaces.bad name:"},
       {"", "the file is empty"},
       {"namespaces: {a: {plugin: {address: x, settings: {k: v}}}}\n",
+       "f.yaml:1:36: namespaces.a.plugin.address: expected HOST:PORT"},
+      {"namespaces: {a: {plugin: {address: \"h:1\", settings: {k: v}}}}\n",
        "namespaces.a.plugin.settings"},
   };
   for (const auto& c : cases) {
