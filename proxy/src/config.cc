@@ -361,6 +361,11 @@ std::string RightsToString(uint8_t rights) {
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& source_name) {
   Parser p(source_name);
+  // yaml-cpp stops reading at a NUL byte: a binary file would pass as empty.
+  if (size_t nul = yaml_text.find('\0'); nul != std::string::npos) {
+    return absl::InvalidArgumentError(
+        source_name + ": not a YAML text file (a NUL byte at offset " + std::to_string(nul) + ")");
+  }
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);

@@ -105,6 +105,13 @@ TEST(Config, ErrorsNameKeyAndLine) {
   }
 }
 
+// yaml-cpp stops at a NUL byte; a binary file must not pass as empty.
+TEST(Config, BinaryFileIsNotYaml) {
+  auto r = ParseConfig(std::string("listen: a\0\1\2", 12), "f.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "f.yaml: not a YAML text file (a NUL byte at offset 9)");
+}
+
 TEST(Config, EmbeddedDefault) {
   Config c = EmbeddedDefaultConfig("/tmp/d");
   ASSERT_TRUE(FinalizeConfig(c).ok());
