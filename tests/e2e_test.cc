@@ -227,6 +227,18 @@ TEST(ProxyE2E, OneTraceFromClientToStatement) {
   EXPECT_EQ(RunProcess(CliBinary(), {"trace", "show", "not-hex"}, env).exit_code, 2);
   EXPECT_EQ(RunProcess(CliBinary(), {"trace", "show", "ffffffffffff"}, env).exit_code, 1);
   EXPECT_EQ(RunProcess(CliBinary(), {"kv", "frobnicate"}, env).exit_code, 2);
+  auto bad_limit = RunProcess(CliBinary(), {"trace", "ls", "--limit", "-1"}, env);
+  EXPECT_EQ(bad_limit.exit_code, 2);
+  EXPECT_NE(bad_limit.err.find("--limit: must be a whole number >= 0"), std::string::npos)
+      << bad_limit.err;
+  auto bad_timeout = RunProcess(CliBinary(), {"kv", "get", "k", "--timeout", "0"}, env);
+  EXPECT_EQ(bad_timeout.exit_code, 2);
+  EXPECT_NE(bad_timeout.err.find("--timeout: must be a number of seconds above 0"),
+            std::string::npos)
+      << bad_timeout.err;
+  auto all = RunProcess(CliBinary(), {"trace", "ls", "--limit", "0", "--json"}, env);
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(json::parse(all.out).size(), 2u);  // the Set and the Get: 0 lists all
   if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
     std::filesystem::remove_all(dir);
 }

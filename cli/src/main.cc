@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -228,7 +229,15 @@ int main(int argc, char** argv) {
   kv_cmd->add_option("-n,--namespace", kv.ns, "namespace")->capture_default_str();
   kv_cmd->add_option("--timeout", kv.timeout_s, "deadline in seconds")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            char* end = nullptr;
+            double d = std::strtod(v.c_str(), &end);
+            return !v.empty() && *end == '\0' && d > 0 && d <= 86400
+                       ? std::string()
+                       : "must be a number of seconds above 0 and at most 86400, got '" + v + "'";
+          },
+          "SECONDS"));
   kv_cmd->add_option("--request-id", kv.request_id, "x-request-id to send");
   kv_cmd->add_flag("--tls", kv.tls, "use TLS");
   kv_cmd->add_option("--ca-file", kv.ca_file, "PEM root certificates for --tls");
@@ -256,7 +265,15 @@ int main(int argc, char** argv) {
   bool trace_json = false;
   size_t limit = 20;
   auto* ls = trace_cmd->add_subcommand("ls", "list recent traces");
-  ls->add_option("-l,--limit", limit, "how many")->capture_default_str();
+  ls->add_option("-l,--limit", limit, "how many of the most recent (0: all)")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos
+                       ? std::string()
+                       : "must be a whole number >= 0 (0: all), got '" + v + "'";
+          },
+          "N"));
   ls->add_flag("--json", trace_json, "print JSON");
   std::string trace_id;
   prism::cli::WaterfallOptions wf;
@@ -349,6 +366,7 @@ int main(int argc, char** argv) {
     }
     if (ls->parsed()) {
       auto list = file->Summaries();
+      if (limit == 0) limit = list.size();  // 0: all
       if (trace_json) {
         std::cout << prism::cli::ListJson(list, limit).dump(2) << "\n";
       } else {
