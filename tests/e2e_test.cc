@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
+#include <tuple>
 
 #include "auth.h"
 #include "prism/v1/kv.grpc.pb.h"
@@ -743,6 +744,22 @@ TEST(ProxyE2E, ServesTlsWithACertificate) {
        "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "1", "-subj",
        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"});
   ASSERT_EQ(gen.exit_code, 0) << "openssl (Debian package openssl) failed: " << gen.err;
+  // A key of another pair, and a file that is no certificate: refused at
+  // start (and by --check) with the key named, exit 2.
+  auto other =
+      RunProcess("/usr/bin/openssl", {"genpkey", "-algorithm", "EC", "-pkeyopt",
+                                      "ec_paramgen_curve:prime256v1", "-out", dir + "/other.pem"});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  WriteFile(dir + "/empty.pem", "not a certificate\n");
+  for (const auto& [cert, key, expect] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"cert.pem", "other.pem", "tls.key_file: the key does not belong"},
+           {"empty.pem", "key.pem", "tls.cert_file: no PEM certificate"}}) {
+    auto r = RunProcess(ProxyBinary(),
+                        {"--check", "--tls-cert", dir + "/" + cert, "--tls-key", dir + "/" + key});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(expect), std::string::npos) << r.err;
+  }
   Proxy proxy(dir, "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n",
               {"--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"});
   ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
@@ -782,6 +799,34 @@ TEST(ProxyE2E, ServesTlsWithACertificate) {
   EXPECT_EQ(proxy.Stop(), 0);
   if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP"))
     std::filesystem::remove_all(dir);
+}
+
+// An address that cannot be bound is named with the reason before any
+// plugin starts (it was gRPC's "cannot listen ... (address in use or
+// invalid?)" after the plugins had been launched).
+TEST(ProxyE2E, ListenFailureIsPreciseAndEarly) {
+  std::string dir = MakeTempDir();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string taken = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  auto r = RunProcess(ProxyBinary(), {"--listen", taken}, {{"PRISM_DATA_DIR", dir}});
+  close(fd);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot listen on " + taken + ": Address already in use"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("started prism-plugin"), std::string::npos) << r.err;
+  r = RunProcess(ProxyBinary(), {"--listen", "unix://" + dir + "/missing/proxy.sock"},
+                 {{"PRISM_DATA_DIR", dir}});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("the directory '" + dir + "/missing' does not exist"), std::string::npos)
+      << r.err;
 }
 
 // Invalid configuration: exit code 2 and a message naming the key and line.

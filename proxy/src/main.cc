@@ -21,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugins.h"
+#include "preflight.h"
 #include "prism/tracing/exporters/file_exporter.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
@@ -143,12 +144,21 @@ int main(int argc, char** argv) {
                 << config.tls_key_file << "'\n";
       return kExitUsage;
     }
+    if (std::string why = TlsPairProblem(tls_cert_pem, tls_key_pem); !why.empty()) {
+      std::cerr << "prism-proxy: invalid configuration: " << why << "\n";
+      return kExitUsage;
+    }
   }
   if (check_only) {
     std::cout << "prism-proxy: configuration OK (" << config.source << ", "
               << config.namespaces.size() << " namespace(s), " << config.tokens.size()
               << " token(s))\n";
     return 0;
+  }
+
+  if (std::string why = ListenProblem(config.listen); !why.empty()) {
+    std::cerr << "prism-proxy: cannot listen on " << config.listen << ": " << why << "\n";
+    return kExitFailure;
   }
 
   // ---- data directory and trace file (set before any thread exists: setenv)
