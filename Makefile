@@ -32,7 +32,7 @@ unit-asan: bootstrap
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPRISM_SANITIZE=ON -DPRISM_UNIT_ONLY=ON
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --test-dir $(ASAN_BUILD) -L unit --output-on-failure -j$(JOBS)
+	  ctest --test-dir $(ASAN_BUILD) -L unit --output-on-failure -j$(JOBS) --timeout 300
 
 # Short bounded fuzz runs of the header parsers (clang + libFuzzer).
 fuzz: bootstrap
