@@ -354,14 +354,11 @@ void BatchSpanProcessor::ChildAfterFork() {
   worker_exited_ = false;
   flush_done_ = flush_requested_;
   batch_signalled_.store(false);
-  // Queued spans are the parent's to export. Free those fully pushed; a slot
-  // another thread was writing at fork time is abandoned. Then reset the ring.
-  uint64_t d = dequeue_pos_.load();
-  uint64_t e = enqueue_pos_.load();
-  for (uint64_t pos = d; pos < e; ++pos) {
-    Slot& slot = slots_[pos % capacity_];
-    if (slot.seq.load() == pos + 1) delete slot.span;
-  }
+  // Queued spans are the parent's to export. They are abandoned, not freed:
+  // the usual fork is the proxy launching a plugin, whose child must not
+  // touch the allocator before execve (another thread may have held one of
+  // its locks at the fork). The cost is at most max_queue_size records once
+  // per fork in a child that keeps running. Then reset the ring.
   for (size_t i = 0; i < capacity_; ++i) {
     slots_[i].seq.store(i);
     slots_[i].span = nullptr;

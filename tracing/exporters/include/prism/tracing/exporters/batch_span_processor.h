@@ -12,8 +12,9 @@
 //   at a time as they trickle in.
 // - ForceFlush and Shutdown drain the queue, each bounded by its deadline.
 // - fork(): in the child the queue is emptied (those spans are the parent's
-//   to export) and the worker thread is started again lazily by the next
-//   OnEnd; exporters from this library reset their connections too.
+//   to export; they are abandoned without touching the allocator, so a
+//   child may exec safely) and the worker thread is started again lazily by
+//   the next OnEnd; exporters from this library reset their connections too.
 
 #include <atomic>
 #include <chrono>
