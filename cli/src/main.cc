@@ -14,6 +14,7 @@
 
 #include "prism/grpc_tracing/carriers.h"
 #include "prism/grpc_tracing/semconv.h"
+#include "prism/tracing/env.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
 #include "prism/tracing/ids.h"
@@ -354,11 +355,7 @@ int main(int argc, char** argv) {
 
   if (trace_cmd->parsed()) {
     // `show` needs only the lines that mention its (lower-case hex) id.
-    std::string filter;
-    if (show->parsed()) {
-      for (char c : trace_id)
-        filter += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
+    const std::string filter = show->parsed() ? prism::tracing::env::ToLower(trace_id) : "";
     auto file = prism::cli::TraceFile::Load(trace_path, filter, /*details=*/show->parsed());
     if (!file.ok()) {
       std::cerr << "prism: " << file.status().message() << "\n";

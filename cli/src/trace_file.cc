@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "prism/tracing/env.h"
+
 namespace prism::cli {
 namespace {
 
@@ -305,8 +307,7 @@ std::vector<TraceSummary> TraceFile::Summaries() const {
 }
 
 absl::StatusOr<std::string> TraceFile::Resolve(const std::string& id_or_prefix) const {
-  std::string p = id_or_prefix;
-  for (auto& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string p = prism::tracing::env::ToLower(id_or_prefix);
   if (p.empty() || p.size() > 32 || p.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return absl::InvalidArgumentError("'" + id_or_prefix + "' is not a trace id (1-32 hex digits)");
   }

@@ -156,17 +156,25 @@ Supervisor::Supervisor(const Config& config, std::string runtime_dir)
 
 Supervisor::~Supervisor() { Stop(); }
 
+namespace {
+// The path of a launched plugin's executable, or an error naming the
+// config line of its command.
+absl::StatusOr<std::string> FindPluginExecutable(const NamespaceConfig& ns,
+                                                 const std::vector<std::string>& dirs) {
+  const std::string& exe = ns.plugin.command[0];
+  std::string path = FindExecutable(exe, dirs);
+  if (!path.empty()) return path;
+  std::string where = ns.plugin.command_where.empty() ? "" : ns.plugin.command_where + ": ";
+  return absl::InvalidArgumentError(where + "namespaces." + ns.name + ".plugin.command: '" + exe +
+                                    "' not found (looked in plugin_dirs, next to prism-proxy, "
+                                    "and on PATH)");
+}
+}  // namespace
+
 absl::Status CheckPluginExecutables(const Config& config) {
   for (const auto& ns : config.namespaces) {
     if (!ns.plugin.launched()) continue;
-    const std::string& exe = ns.plugin.command[0];
-    if (FindExecutable(exe, config.plugin_dirs).empty()) {
-      std::string where = ns.plugin.command_where.empty() ? "" : ns.plugin.command_where + ": ";
-      return absl::InvalidArgumentError(where + "namespaces." + ns.name + ".plugin.command: '" +
-                                        exe +
-                                        "' not found (looked in plugin_dirs, next to "
-                                        "prism-proxy, and on PATH)");
-    }
+    if (auto path = FindPluginExecutable(ns, config.plugin_dirs); !path.ok()) return path.status();
   }
   return absl::OkStatus();
 }
@@ -174,13 +182,9 @@ absl::Status CheckPluginExecutables(const Config& config) {
 absl::Status Supervisor::Prepare() {
   for (auto& b : backends_) {
     if (!b->launched()) continue;
-    const std::string& exe = b->config_.plugin.command[0];
-    b->executable_ = FindExecutable(exe, plugin_dirs_);
-    if (b->executable_.empty()) {
-      return absl::NotFoundError("namespaces." + b->ns() + ".plugin.command: '" + exe +
-                                 "' not found (looked in plugin_dirs, next to prism-proxy, "
-                                 "and on PATH)");
-    }
+    auto path = FindPluginExecutable(b->config_, plugin_dirs_);
+    if (!path.ok()) return path.status();
+    b->executable_ = std::move(*path);
   }
   return absl::OkStatus();
 }

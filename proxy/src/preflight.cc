@@ -16,6 +16,8 @@
 #include <memory>
 #include <string_view>
 
+#include "prism/grpc_tracing/semconv.h"
+
 namespace prism::proxy {
 namespace {
 
@@ -66,24 +68,10 @@ std::string ListenProblem(const std::string& address) {
     }
     return "";
   }
-  for (std::string_view scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
-    if (StartsWith(a, scheme)) {
-      a.remove_prefix(scheme.size());
-      break;
-    }
-  }
-  std::string host, port;
-  if (!a.empty() && a.front() == '[') {
-    size_t close = a.find(']');
-    if (close == std::string_view::npos) return "";  // left to gRPC
-    host = std::string(a.substr(1, close - 1));
-    port = std::string(a.substr(close + 2));
-  } else {
-    size_t colon = a.rfind(':');
-    if (colon == std::string_view::npos) return "";
-    host = std::string(a.substr(0, colon));
-    port = std::string(a.substr(colon + 1));
-  }
+  // The form was checked with the config (AddressProblem): host and port.
+  const grpc_tracing::Endpoint e = grpc_tracing::ParseTarget(address);
+  const std::string& host = e.address;
+  const std::string port = std::to_string(e.port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
