@@ -1,9 +1,14 @@
-// Export path benchmarks: span start+end through the batch processor, and
-// OTLP protobuf / JSON encoding throughput (batches of 512 spans).
+// Export path benchmarks: span start+end through the batch processor, OTLP
+// protobuf / JSON encoding throughput (batches of 512 spans), and the trace
+// file exporter with and without its size cap.
 
 #include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "prism/tracing/exporters/batch_span_processor.h"
+#include "prism/tracing/exporters/file_exporter.h"
 #include "prism/tracing/exporters/otlp_encoder.h"
 #include "prism/tracing/tracer.h"
 
@@ -129,6 +134,29 @@ void BM_EncodeJson512(benchmark::State& state) {
   state.counters["request_bytes"] = static_cast<double>(bytes);
 }
 BENCHMARK(BM_EncodeJson512);
+
+// The trace file exporter writing batches of 512 spans (one 376 kB line
+// each) to a file under /tmp, side by side: arg 0 without a size cap, arg 1
+// with the default 20 MiB cap (a rotation every ~55 lines), arg 2 with a cap
+// never reached (the per-line check alone).
+void BM_FileExport512(benchmark::State& state) {
+  Batch512 b;
+  const std::string path = std::filesystem::temp_directory_path().string() + "/prism-bench-file-" +
+                           std::to_string(getpid()) + ".jsonl";
+  FileExporterOptions o;
+  o.path = path;
+  // 0: no cap; 1: the default cap; 2: a cap never reached (the checks alone).
+  o.max_bytes = state.range(0) == 0   ? 0
+                : state.range(0) == 1 ? kDefaultTraceFileMaxMb << 20
+                                      : uint64_t{1} << 40;
+  auto exporter = MakeFileExporter(o);
+  for (auto _ : state) exporter->Export(b.spans);
+  exporter->Shutdown(Timeout(0));
+  std::filesystem::remove(path);
+  std::filesystem::remove(path + ".1");
+  state.SetItemsProcessed(state.iterations() * b.spans.size());
+}
+BENCHMARK(BM_FileExport512)->Arg(0)->Arg(1)->Arg(2);
 
 }  // namespace
 
