@@ -10,8 +10,8 @@ prism::tracing::Span StartAcquireSpan(const prism::tracing::Tracer& tracer,
   if (parent.IsValid()) o.parent = parent;
   if (tracer.enabled()) {
     o.attributes.reserve(3);
-    o.attributes.push_back({std::string(pool_attr::kPoolName), pool_name});
-    o.attributes.push_back({std::string(pool_attr::kPoolSize), static_cast<int64_t>(size)});
+    o.attributes.push_back({pool_attr::kPoolName, pool_name});
+    o.attributes.push_back({pool_attr::kPoolSize, static_cast<int64_t>(size)});
   }
   return tracer.StartSpan("pool.acquire", std::move(o));
 }

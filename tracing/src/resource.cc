@@ -51,7 +51,7 @@ std::optional<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
-void Put(Attributes& attrs, std::string key, AttributeValue value) {
+void Put(Attributes& attrs, AttributeKey key, AttributeValue value) {
   for (auto& kv : attrs) {
     if (kv.key == key) {
       kv.value = std::move(value);

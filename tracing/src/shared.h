@@ -47,10 +47,25 @@ inline int64_t SteadyNanos() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000ll + ts.tv_nsec;
 }
 
+// A one-bit summary of an attribute key, from its length and two of its
+// characters. OR-ed over a list's keys it makes a 64-bit filter: a key
+// whose bit is clear is certainly not in the list, so adding it needs no
+// search — and most keys a span is given are new. Keys are never empty.
+inline uint64_t KeyBit(std::string_view key) {
+  const auto last = static_cast<unsigned char>(key.back());
+  const auto middle = static_cast<unsigned char>(key[key.size() / 2]);
+  return uint64_t{1} << ((key.size() * 7 + last * 3 + middle) & 63);
+}
+
+// The KeyBit filter of a whole list. Defined in span.cc.
+uint64_t KeyBits(const Attributes& attrs);
+
 // Adds or replaces `key` in `attrs`, honouring the count and value-length
-// limits; what does not fit is counted in `dropped`. Defined in span.cc.
+// limits; what does not fit is counted in `dropped`. With `key_bits` (the
+// KeyBit filter of `attrs`, kept up to date here) a new key skips the
+// search for an existing one. Defined in span.cc.
 void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
-                  std::string_view key, AttributeValue&& value);
+                  AttributeKey&& key, AttributeValue&& value, uint64_t* key_bits = nullptr);
 
 // One monotonic clock read gives both times a span needs: the wall time is
 // the monotonic time plus a per-thread offset from CLOCK_REALTIME, refreshed

@@ -25,20 +25,22 @@ void Truncate(AttributeValue& value, uint32_t max_length) {
 }  // namespace
 
 namespace internal {
-// Adds or replaces `key`, honouring the count and length limits.
 void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
-                  std::string_view key, AttributeValue&& value) {
+                  AttributeKey&& key, AttributeValue&& value, uint64_t* key_bits) {
   if (key.empty()) return;  // the spec forbids empty keys
   Truncate(value, max_length);
-  // Most keys share a prefix ("rpc.", "prism."): compare size and last byte
-  // before calling memcmp.
-  const size_t n = key.size();
-  const char last = key[n - 1];
-  for (auto& kv : attrs) {
-    if (kv.key.size() == n && kv.key[n - 1] == last &&
-        std::memcmp(kv.key.data(), key.data(), n) == 0) {
-      kv.value = std::move(value);
-      return;
+  const uint64_t bit = KeyBit(key.view());
+  if (key_bits == nullptr || (*key_bits & bit) != 0) {
+    // Most keys share a prefix ("rpc.", "prism."): compare size and last
+    // byte before calling memcmp.
+    const size_t n = key.size();
+    const char last = key[n - 1];
+    for (auto& kv : attrs) {
+      if (kv.key.size() == n && kv.key[n - 1] == last &&
+          std::memcmp(kv.key.data(), key.data(), n) == 0) {
+        kv.value = std::move(value);
+        return;
+      }
     }
   }
   if (attrs.size() >= max_count) {
@@ -47,20 +49,31 @@ void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint
   }
   // Spans that get attributes usually get several: skip the 1-2-4 growth.
   if (attrs.size() == attrs.capacity() && attrs.capacity() < 8) attrs.reserve(8);
-  KeyValue& kv = attrs.emplace_back();
-  kv.key.assign(key.data(), n);
-  kv.value = std::move(value);
+  attrs.emplace_back(std::move(key), std::move(value));
+  if (key_bits != nullptr) *key_bits |= bit;
+}
+
+uint64_t KeyBits(const Attributes& attrs) {
+  uint64_t bits = 0;
+  for (const auto& kv : attrs) {
+    if (!kv.key.empty()) bits |= KeyBit(kv.key.view());
+  }
+  return bits;
 }
 }  // namespace internal
 
 Span::Span(std::unique_ptr<SpanData> data, std::shared_ptr<const internal::TracerShared> tracer,
            int64_t start_steady_ns)
-    : data_(std::move(data)), tracer_(std::move(tracer)), start_steady_ns_(start_steady_ns) {}
+    : data_(std::move(data)),
+      tracer_(std::move(tracer)),
+      start_steady_ns_(start_steady_ns),
+      key_bits_(internal::KeyBits(data_->attributes)) {}
 
 Span::Span(Span&& other) noexcept
     : data_(std::move(other.data_)),
       tracer_(std::move(other.tracer_)),
       start_steady_ns_(other.start_steady_ns_),
+      key_bits_(other.key_bits_),
       context_(std::move(other.context_)) {}
 
 Span& Span::operator=(Span&& other) noexcept {
@@ -69,16 +82,17 @@ Span& Span::operator=(Span&& other) noexcept {
     data_ = std::move(other.data_);
     tracer_ = std::move(other.tracer_);
     start_steady_ns_ = other.start_steady_ns_;
+    key_bits_ = other.key_bits_;
     context_ = std::move(other.context_);
   }
   return *this;
 }
 
-void Span::SetAttribute(std::string_view key, AttributeValue value) {
+void Span::SetAttribute(AttributeKey key, AttributeValue value) {
   if (!data_) return;
   const SpanLimits& l = tracer_->provider->limits;
   internal::PutAttribute(data_->attributes, data_->dropped_attributes_count, l.attribute_count,
-                         l.attribute_value_length, key, std::move(value));
+                         l.attribute_value_length, std::move(key), std::move(value), &key_bits_);
 }
 
 void Span::SetAttributes(Attributes attributes) {
@@ -88,22 +102,31 @@ void Span::SetAttributes(Attributes attributes) {
       l.attribute_value_length == std::numeric_limits<uint32_t>::max()) {
     // Same rules as one by one: empty keys dropped, a repeated key keeps its
     // first position and its last value.
+    uint64_t bits = 0;
     for (size_t i = 0; i < attributes.size(); ++i) {
       bool drop = attributes[i].key.empty();
-      for (size_t j = 0; j < i && !drop; ++j) {
-        if (attributes[j].key == attributes[i].key) {
-          attributes[j].value = std::move(attributes[i].value);
-          drop = true;
+      if (!drop) {
+        const uint64_t bit = internal::KeyBit(attributes[i].key.view());
+        if (bits & bit) {
+          for (size_t j = 0; j < i && !drop; ++j) {
+            if (attributes[j].key == attributes[i].key) {
+              attributes[j].value = std::move(attributes[i].value);
+              drop = true;
+            }
+          }
         }
+        bits |= bit;
       }
       if (drop) attributes.erase(attributes.begin() + static_cast<std::ptrdiff_t>(i--));
     }
     data_->attributes = std::move(attributes);
+    key_bits_ = bits;
     return;
   }
   for (auto& kv : attributes) {
     internal::PutAttribute(data_->attributes, data_->dropped_attributes_count, l.attribute_count,
-                           l.attribute_value_length, kv.key, std::move(kv.value));
+                           l.attribute_value_length, std::move(kv.key), std::move(kv.value),
+                           &key_bits_);
   }
 }
 
@@ -128,7 +151,7 @@ void Span::AddEvent(std::string_view name, uint64_t time_unix_nano, Attributes a
   } else {
     for (auto& kv : attributes) {
       internal::PutAttribute(e.attributes, e.dropped_attributes_count, l.event_attribute_count,
-                             l.attribute_value_length, kv.key, std::move(kv.value));
+                             l.attribute_value_length, std::move(kv.key), std::move(kv.value));
     }
   }
   data_->events.push_back(std::move(e));
@@ -145,7 +168,7 @@ void Span::AddLink(const SpanContext& context, Attributes attributes) {
   link.context = context;
   for (auto& kv : attributes) {
     internal::PutAttribute(link.attributes, link.dropped_attributes_count, l.link_attribute_count,
-                           l.attribute_value_length, kv.key, std::move(kv.value));
+                           l.attribute_value_length, std::move(kv.key), std::move(kv.value));
   }
   data_->links.push_back(std::move(link));
 }

@@ -66,13 +66,13 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
   } else {
     for (auto& kv : options.attributes) {
       internal::PutAttribute(data->attributes, data->dropped_attributes_count,
-                             limits.attribute_count, limits.attribute_value_length, kv.key,
-                             std::move(kv.value));
+                             limits.attribute_count, limits.attribute_value_length,
+                             std::move(kv.key), std::move(kv.value));
     }
     for (auto& kv : result.attributes) {
       internal::PutAttribute(data->attributes, data->dropped_attributes_count,
-                             limits.attribute_count, limits.attribute_value_length, kv.key,
-                             std::move(kv.value));
+                             limits.attribute_count, limits.attribute_value_length,
+                             std::move(kv.key), std::move(kv.value));
     }
   }
   data->origin = shared_->origin;

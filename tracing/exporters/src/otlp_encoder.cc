@@ -446,6 +446,21 @@ class JsonWriter {
     std::memcpy(p_, prefix, N - 1);
     p_ = Quoted(p_ + N - 1, s);
   }
+  // An attribute key: as String, but a key known to need no escaping
+  // (AttributeKey::plain, decided when it was made) is copied as it is.
+  template <size_t N>
+  void Key(const char (&prefix)[N], const AttributeKey& key) {
+    if (!key.plain()) return String(prefix, key.view());
+    Ensure(N - 1 + key.size() + 2);
+    char* p = p_;
+    std::memcpy(p, prefix, N - 1);
+    p += N - 1;
+    *p++ = '"';
+    std::memcpy(p, key.data(), key.size());
+    p += key.size();
+    *p++ = '"';
+    p_ = p;
+  }
   // `prefix` (a literal) then the n bytes as a quoted lower-case hex string.
   template <size_t n, size_t N>
   void Hex(const char (&prefix)[N], const std::array<uint8_t, n>& bytes) {
@@ -736,10 +751,10 @@ void JsonAttributes(JsonWriter& w, const Attributes& attributes) {
   bool first = true;
   for (const auto& kv : attributes) {
     if (first) {
-      w.String("{\"key\":", kv.key);
+      w.Key("{\"key\":", kv.key);
       first = false;
     } else {
-      w.String(",{\"key\":", kv.key);
+      w.Key(",{\"key\":", kv.key);
     }
     // The common scalar types with their prefix in one piece.
     if (const auto* str = std::get_if<std::string>(&kv.value)) {

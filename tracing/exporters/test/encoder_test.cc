@@ -184,6 +184,10 @@ TEST_F(EncoderTest, JsonFollowsOtlpJsonRules) {
     auto child = tracer.StartSpan("child \"quoted\"\n", std::move(opts));
     child.SetAttribute("n", int64_t{1} << 60);
     child.SetAttribute("bad\xff", std::string("v\x01"));
+    // Literal keys are copied unescaped only when AttributeKey found them
+    // plain at compile time: these are not.
+    child.SetAttribute("we\"ird\\key", true);
+    child.SetAttribute("tab\tkey", true);
     child.AddEvent("ev", {{"k", std::string("v")}});
     child.End();
   }
@@ -199,6 +203,8 @@ TEST_F(EncoderTest, JsonFollowsOtlpJsonRules) {
   EXPECT_EQ(span["parentSpanId"], store_->spans[1]->context.span_id().ToHex());
   EXPECT_EQ(span["attributes"][0]["value"]["intValue"], std::to_string(int64_t{1} << 60));
   EXPECT_EQ(span["attributes"][1]["key"], "bad\xef\xbf\xbd");
+  EXPECT_EQ(span["attributes"][2]["key"], "we\"ird\\key");
+  EXPECT_EQ(span["attributes"][3]["key"], "tab\tkey");
   EXPECT_EQ(span["events"][0]["timeUnixNano"].is_string(), true);
   EXPECT_EQ(j["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["kind"], 3);
 }

@@ -21,17 +21,17 @@ inline constexpr std::string_view kInstrumentationName = "prism.grpc_tracing";
 inline constexpr std::string_view kClientInstrumentationName = "prism.grpc_tracing";
 
 namespace attr {
-inline constexpr std::string_view kRpcSystem = "rpc.system";
-inline constexpr std::string_view kRpcSystemName = "rpc.system.name";
-inline constexpr std::string_view kRpcService = "rpc.service";
-inline constexpr std::string_view kRpcMethod = "rpc.method";
-inline constexpr std::string_view kRpcGrpcStatusCode = "rpc.grpc.status_code";
-inline constexpr std::string_view kRpcStatusCode = "rpc.status_code";
-inline constexpr std::string_view kServerAddress = "server.address";
-inline constexpr std::string_view kServerPort = "server.port";
-inline constexpr std::string_view kNetworkPeerAddress = "network.peer.address";
-inline constexpr std::string_view kNetworkPeerPort = "network.peer.port";
-inline constexpr std::string_view kErrorType = "error.type";
+inline constexpr prism::tracing::AttributeKey kRpcSystem = "rpc.system";
+inline constexpr prism::tracing::AttributeKey kRpcSystemName = "rpc.system.name";
+inline constexpr prism::tracing::AttributeKey kRpcService = "rpc.service";
+inline constexpr prism::tracing::AttributeKey kRpcMethod = "rpc.method";
+inline constexpr prism::tracing::AttributeKey kRpcGrpcStatusCode = "rpc.grpc.status_code";
+inline constexpr prism::tracing::AttributeKey kRpcStatusCode = "rpc.status_code";
+inline constexpr prism::tracing::AttributeKey kServerAddress = "server.address";
+inline constexpr prism::tracing::AttributeKey kServerPort = "server.port";
+inline constexpr prism::tracing::AttributeKey kNetworkPeerAddress = "network.peer.address";
+inline constexpr prism::tracing::AttributeKey kNetworkPeerPort = "network.peer.port";
+inline constexpr prism::tracing::AttributeKey kErrorType = "error.type";
 }  // namespace attr
 
 // "/pkg.Service/Method" split into its parts. Anything without the two

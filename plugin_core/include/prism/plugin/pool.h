@@ -24,9 +24,9 @@
 namespace prism::plugin {
 
 namespace pool_attr {
-inline constexpr std::string_view kPoolName = "db.client.connection.pool.name";
-inline constexpr std::string_view kWaitUs = "prism.pool.wait_us";
-inline constexpr std::string_view kPoolSize = "prism.pool.size";
+inline constexpr prism::tracing::AttributeKey kPoolName = "db.client.connection.pool.name";
+inline constexpr prism::tracing::AttributeKey kWaitUs = "prism.pool.wait_us";
+inline constexpr prism::tracing::AttributeKey kPoolSize = "prism.pool.size";
 }  // namespace pool_attr
 
 namespace internal {

@@ -1,13 +1,112 @@
 #pragma once
 // Attribute values of every OpenTelemetry type, and key/value lists.
 
+#include <concepts>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
 namespace prism::tracing {
+
+// An attribute's name. Made from a string literal (or a constexpr
+// AttributeKey) it only points at the literal, which lives as long as the
+// program: the fixed names of the semantic conventions then cost a span no
+// copy and no allocation. Made from any other string it owns a copy.
+// A literal is recognised at compile time (consteval), and so is whether
+// the name needs escaping in JSON.
+class AttributeKey {
+ public:
+  constexpr AttributeKey() = default;
+  template <size_t N>
+  consteval AttributeKey(const char (&literal)[N])  // NOLINT: implicit by design
+      : data_(literal), size_(N - 1), plain_(IsPlain(std::string_view(literal, N - 1))) {}
+  // A non-const array is not a literal: copy it.
+  template <size_t N>
+  AttributeKey(char (&chars)[N]) {  // NOLINT
+    Own(std::string_view(chars));
+  }
+  template <typename T>
+  requires std::same_as<T, const char*> || std::same_as<T, char*> AttributeKey(T chars) {  // NOLINT
+    Own(std::string_view(chars));
+  }
+  AttributeKey(std::string_view s) { Own(s); }    // NOLINT
+  AttributeKey(const std::string& s) { Own(s); }  // NOLINT
+  AttributeKey(const AttributeKey& other)
+      : data_(other.data_), size_(other.size_), plain_(other.plain_) {
+    if (other.owned_) Own(other.view());
+  }
+  AttributeKey(AttributeKey&& other) noexcept
+      : data_(std::exchange(other.data_, "")),
+        size_(std::exchange(other.size_, 0)),
+        plain_(other.plain_),
+        owned_(std::exchange(other.owned_, false)) {}
+  AttributeKey& operator=(AttributeKey other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(plain_, other.plain_);
+    std::swap(owned_, other.owned_);
+    return *this;
+  }
+  constexpr ~AttributeKey() {
+    if (owned_) delete[] data_;
+  }
+
+  constexpr std::string_view view() const { return std::string_view(data_, size_); }
+  constexpr operator std::string_view() const { return view(); }  // NOLINT
+  const char* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  char operator[](size_t i) const { return data_[i]; }
+  // True when the name is printable ASCII without '"' or '\\': JSON
+  // encoders may copy it as is.
+  bool plain() const { return plain_; }
+
+  friend bool operator==(const AttributeKey& a, const AttributeKey& b) {
+    return a.view() == b.view();
+  }
+  friend bool operator==(const AttributeKey& a, std::string_view b) { return a.view() == b; }
+  friend bool operator==(const AttributeKey& a, const std::string& b) { return a.view() == b; }
+  template <size_t N>
+  friend bool operator==(const AttributeKey& a, const char (&b)[N]) {
+    return a.view() == std::string_view(b);
+  }
+  template <typename Stream>
+  requires requires(Stream& os, std::string_view v) { os << v; }
+  friend Stream& operator<<(Stream& os, const AttributeKey& k) {
+    os << k.view();
+    return os;
+  }
+  friend std::string operator+(std::string a, const AttributeKey& b) { return a.append(b.view()); }
+  friend std::string operator+(const AttributeKey& a, std::string_view b) {
+    return std::string(a.view()).append(b);
+  }
+
+ private:
+  static constexpr bool IsPlain(std::string_view s) {
+    for (char c : s) {
+      if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') return false;
+    }
+    return true;
+  }
+  void Own(std::string_view s) {
+    char* copy = new char[s.size() + 1];
+    std::memcpy(copy, s.data(), s.size());
+    copy[s.size()] = '\0';
+    data_ = copy;
+    size_ = static_cast<uint32_t>(s.size());
+    plain_ = IsPlain(s);
+    owned_ = true;
+  }
+
+  const char* data_ = "";
+  uint32_t size_ = 0;
+  bool plain_ = true;
+  bool owned_ = false;
+};
 
 // Index order matters: exporters switch on it.
 using AttributeValue =
@@ -15,7 +114,7 @@ using AttributeValue =
                  std::vector<double>, std::vector<std::string>>;
 
 struct KeyValue {
-  std::string key;
+  AttributeKey key;
   AttributeValue value;
 };
 
@@ -40,15 +139,11 @@ inline AttributeValue Value(std::vector<std::string> v) { return v; }
 
 // Appends an entry built in place (no temporary KeyValue to move), without
 // looking for an existing key: for lists whose keys the caller knows are new.
-inline void AppendString(Attributes& a, std::string_view key, std::string_view value) {
-  KeyValue& kv = a.emplace_back();
-  kv.key.assign(key);
-  kv.value.emplace<std::string>(value);
+inline void AppendString(Attributes& a, AttributeKey key, std::string_view value) {
+  a.emplace_back(std::move(key), std::string(value));
 }
-inline void AppendInt(Attributes& a, std::string_view key, int64_t value) {
-  KeyValue& kv = a.emplace_back();
-  kv.key.assign(key);
-  kv.value = value;
+inline void AppendInt(Attributes& a, AttributeKey key, int64_t value) {
+  a.emplace_back(std::move(key), value);
 }
 
 }  // namespace prism::tracing

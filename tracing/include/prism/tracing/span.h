@@ -27,10 +27,11 @@ class Span {
   const SpanContext& context() const { return data_ ? data_->context : context_; }
   bool IsRecording() const { return data_ != nullptr; }
 
-  void SetAttribute(std::string_view key, AttributeValue value);
+  // A key given as a string literal is not copied (see AttributeKey).
+  void SetAttribute(AttributeKey key, AttributeValue value);
   template <typename T>
-  void SetAttribute(std::string_view key, T&& value) {
-    if (data_) SetAttribute(key, Value(std::forward<T>(value)));
+  void SetAttribute(AttributeKey key, T&& value) {
+    if (data_) SetAttribute(std::move(key), Value(std::forward<T>(value)));
   }
   // Several at once; cheaper than one by one on a span that has none yet.
   void SetAttributes(Attributes attributes);
@@ -64,7 +65,8 @@ class Span {
   // The pipeline (limits, processors), kept alive while the span records.
   std::shared_ptr<const internal::TracerShared> tracer_;
   int64_t start_steady_ns_ = 0;
-  SpanContext context_;  // used only when not recording
+  uint64_t key_bits_ = 0;  // internal::KeyBit filter of data_->attributes
+  SpanContext context_;    // used only when not recording
 };
 
 }  // namespace prism::tracing
