@@ -6,7 +6,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # memstore plugin) and sets PROXY_ENV, the env(1) prefix for tracing MODE:
 # off (OTEL_SDK_DISABLED), never (parentbased_always_off: context still
 # extracted and injected, nothing recorded), ratio (parentbased_traceidratio
-# 0.01) or on (always_on); traces go to DIR/traces.jsonl.
+# 0.01), on (always_on) or recorded (always_on with OTEL_TRACES_EXPORTER=none:
+# spans recorded, then dropped - the cost of recording without the export);
+# traces go to DIR/traces.jsonl.
 proxy_setup() {
   local dir=$1 port=$2 mode=$3 extra=${4:-}
   mkdir -p "$dir"
@@ -27,5 +29,6 @@ YAML
     never) PROXY_ENV+=(OTEL_TRACES_SAMPLER=parentbased_always_off) ;;
     ratio) PROXY_ENV+=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
     on) PROXY_ENV+=(OTEL_TRACES_SAMPLER=always_on) ;;
+    recorded) PROXY_ENV+=(OTEL_TRACES_SAMPLER=always_on OTEL_TRACES_EXPORTER=none) ;;
   esac
 }

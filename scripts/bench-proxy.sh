@@ -4,6 +4,8 @@
 #   off      loadgen -> prism-proxy -> memstore, tracing off (OTEL_SDK_DISABLED)
 #   ratio    the same, parentbased_traceidratio 0.01, trace file exporter
 #   on       the same, always_on, trace file exporter
+#   recorded the same, always_on, no exporter (only with SPLIT=1): what
+#            recording costs without the export
 # All four servers start once and stay up; the runs are short and
 # interleaved (each round runs every path once, in a rotated order), so
 # every round compares the paths under the same machine conditions. The
@@ -11,7 +13,7 @@
 # matter are the per-round ratios and their median.
 # Usage: scripts/bench-proxy.sh [BUILD_DIR] [--record]
 #   env: ROUNDS (default 30), DURATION (s per run, default 1),
-#        CONCURRENCY (default 32)
+#        CONCURRENCY (default 32), SPLIT (1: add the "recorded" path)
 # --record appends the tables to docs/benchmarks.md under "## Proxy".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -82,8 +84,9 @@ cpu_of() {
 }
 
 PATHS=(direct off ratio on)
+[ "${SPLIT:-0}" = 1 ] && PATHS+=(recorded)
 start_direct
-for mode in off ratio on; do start_proxy "$mode"; done
+for mode in "${PATHS[@]:1}"; do start_proxy "$mode"; done
 
 RESULTS="$WORK/results.tsv"  # round path concurrency calls_per_sec p50 p99 cpu_ticks calls
 : >"$RESULTS"
@@ -99,12 +102,13 @@ run() {  # round path concurrency
 
 echo "bench-proxy: Get, $CONCURRENCY in flight (and 1 in flight), ${DURATION}s per run, $ROUNDS rounds, $(nproc) CPUs"
 for round in $(seq 1 "$ROUNDS"); do
-  for i in 0 1 2 3; do
-    path=${PATHS[$(( (i + round - 1) % 4 ))]}
+  n=${#PATHS[@]}
+  for ((i = 0; i < n; i++)); do
+    path=${PATHS[$(( (i + round - 1) % n ))]}
     run "$round" "$path" "$CONCURRENCY"
   done
-  for i in 0 1 2 3; do
-    path=${PATHS[$(( (i + round - 1) % 4 ))]}
+  for ((i = 0; i < n; i++)); do
+    path=${PATHS[$(( (i + round - 1) % n ))]}
     run "$round" "$path" 1
   done
   : >"$WORK/on/traces.jsonl"  # always_on writes ~4 kB per call; keep the disk quiet
@@ -132,12 +136,13 @@ med = statistics.median
 names = {"direct": ("loadgen → memstore", "off"),
          "off": ("loadgen → proxy → memstore", "off (OTEL_SDK_DISABLED)"),
          "ratio": ("loadgen → proxy → memstore", "parentbased_traceidratio 0.01, file"),
-         "on": ("loadgen → proxy → memstore", "always_on, file")}
+         "on": ("loadgen → proxy → memstore", "always_on, file"),
+         "recorded": ("loadgen → proxy → memstore", "always_on, no exporter")}
 n = len(series(conc, "off", "rate"))
 print(f"Medians over {n} rounds ({conc} in flight unless marked):\n")
 print("| path | tracing | calls/s | p50 (µs) | p99 (µs) | server CPU µs/call | p50 at 1 in flight (µs) |")
 print("|---|---|---:|---:|---:|---:|---:|")
-for p in ("direct", "off", "ratio", "on"):
+for p in [p for p in ("direct", "off", "ratio", "on", "recorded") if series(conc, p, "rate")]:
     print(f"| {names[p][0]} | {names[p][1]} | {med(series(conc, p, 'rate')):.0f} | "
           f"{med(series(conc, p, 'p50')):.1f} | {med(series(conc, p, 'p99')):.1f} | "
           f"{med(series(conc, p, 'cpu')):.1f} | {med(series('1', p, 'p50')):.1f} |")
@@ -145,11 +150,16 @@ print("\nPaired per round, median [interquartile range]:\n")
 print("| comparison | median | IQR |")
 print("|---|---:|---:|")
 pct = lambda x: f"{100 * (x - 1):+.1f}%"
+split = bool(series(conc, "recorded", "rate"))
 for label, xs, f in (
     ("calls/s, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "rate"), pct),
     ("calls/s, always_on vs off", paired(conc, "on", "off", "rate"), pct),
+    *((("calls/s, always_on without export vs off", paired(conc, "recorded", "off", "rate"), pct),)
+      if split else ()),
     ("server CPU/call, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "cpu"), pct),
     ("server CPU/call, always_on vs off", paired(conc, "on", "off", "cpu"), pct),
+    *((("server CPU/call, always_on without export vs off", paired(conc, "recorded", "off", "cpu"), pct),)
+      if split else ()),
     (f"p50 proxy (off) / p50 direct, {conc} in flight", paired(conc, "off", "direct", "p50"),
      lambda x: f"{x:.2f}×"),
     ("p50 proxy (off) / p50 direct, 1 in flight", paired("1", "off", "direct", "p50"),
