@@ -114,6 +114,14 @@ using AttributeValue =
                  std::vector<double>, std::vector<std::string>>;
 
 struct KeyValue {
+  KeyValue() = default;
+  // The value is built in place from what is given (no temporary
+  // AttributeValue to move); clang before 16 has no parenthesised aggregate
+  // initialisation for emplace_back, hence the constructors.
+  template <typename V>
+  requires std::constructible_from<AttributeValue, V&&> KeyValue(AttributeKey k, V&& v)
+      : key(std::move(k)), value(std::forward<V>(v)) {}
+
   AttributeKey key;
   AttributeValue value;
 };
