@@ -115,9 +115,9 @@ using AttributeValue =
 
 struct KeyValue {
   KeyValue() = default;
-  // The value is built in place from what is given (no temporary
-  // AttributeValue to move); clang before 16 has no parenthesised aggregate
-  // initialisation for emplace_back, hence the constructors.
+  // Builds the value in place from what is given (no temporary
+  // AttributeValue to move). A constructor rather than an aggregate because
+  // clang before 16 cannot emplace_back an aggregate from parentheses.
   template <typename V>
   requires std::constructible_from<AttributeValue, V&&> KeyValue(AttributeKey k, V&& v)
       : key(std::move(k)), value(std::forward<V>(v)) {}
