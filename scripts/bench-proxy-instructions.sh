@@ -10,8 +10,13 @@
 # zeroed before each; per call = (load - idle) / calls, so timers and other
 # time-driven work (slowed ~50x under callgrind) do not count as per-call
 # cost. The plugin's health checks are moved out of the window (60 s).
+# FLOOR=1 adds the floor under "never": loadgen -> memstore directly (no
+# proxy, OTEL_SDK_DISABLED), with and without a fixed traceparent header on
+# every call, both ends under callgrind and counted over the same window -
+# what gRPC charges (client + server) for the one header a traced proxy adds
+# to its hop, before any tracing code runs.
 # Usage: scripts/bench-proxy-instructions.sh [BUILD_DIR]
-#   env: REPEAT (3), DURATION (4), CONCURRENCY (1)
+#   env: REPEAT (3), DURATION (4), CONCURRENCY (1), FLOOR (0)
 # Needs valgrind (apt-get install valgrind). Kernel time is not counted.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,6 +66,38 @@ run_mode() {  # mode -> prints "proxy_ir plugin_ir" per call
   echo "$proxy $plugin"
 }
 
+# direct [traceparent] -> prints "loadgen_ir memstore_ir" per call. The
+# loadgen runs under callgrind too; both are zeroed and dumped together and
+# the calls in the window are counted by callgrind itself (Slot::Issue).
+run_direct() {
+  local port d srv lg n m=()
+  [ "${1:-}" = traceparent ] && m=(-m "traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+  port=$(free_port)
+  d=$(mktemp -d "$WORK/direct-XXXX")
+  env OTEL_SDK_DISABLED=true valgrind --tool=callgrind -q --callgrind-out-file="$d/srv.%p" \
+    "$BIN/prism-plugin-memstore" --listen "127.0.0.1:$port" >"$d/srv.out" 2>&1 &
+  srv=$!
+  for _ in $(seq 1 300); do
+    "$BIN/prism-loadgen" -a "127.0.0.1:$port" -d 0.05 -w 0 -c 1 --json >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  valgrind --tool=callgrind -q --callgrind-out-file="$d/lg.%p" "$BIN/prism-loadgen" \
+    -a "127.0.0.1:$port" -c "$CONCURRENCY" -d $((DURATION + 5)) -w 0 --json "${m[@]}" >"$d/lg.json" &
+  lg=$!
+  sleep 3  # past start-up and the key's Set
+  local pids=("$(basename "$(ls "$d"/srv.*[0-9])" | cut -d. -f2)" "$lg")
+  for p in "${pids[@]}"; do callgrind_control -z "$p" >/dev/null 2>&1 || true; done
+  sleep "$DURATION"
+  for p in "${pids[@]}"; do callgrind_control -d "$p" >/dev/null 2>&1 || true; done
+  wait "$lg" || true
+  kill -TERM "$srv"; wait "$srv" 2>/dev/null || true
+  callgrind_annotate --inclusive=yes "$d/lg.$lg.1" >"$d/lg.txt" 2>/dev/null
+  n=$(grep -m1 '=> .*Slot::Issue() (' "$d/lg.txt" | grep -o '([0-9,]*x)' | tr -d '(x,)' || true)
+  [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "bench-proxy-instructions: no calls counted in $d" >&2; exit 1; }
+  echo "$(( $(grep -m1 '^summary:' "$d/lg.$lg.1" | awk '{print $2}') / n )) \
+$(( $(grep -m1 '^summary:' "$d"/srv.*.1 | awk '{print $2}') / n ))"
+}
+
 declare -A PX PL
 for r in $(seq 1 "$REPEAT"); do
   for mode in off never ratio on; do
@@ -69,8 +106,19 @@ for r in $(seq 1 "$REPEAT"); do
     printf '  round %d %-5s proxy %7d  plugin %7d instructions/call\n' "$r" "$mode" "$p" "$q"
   done
 done
+if [ "${FLOOR:-0}" = 1 ]; then
+  declare -A LG SV
+  for r in $(seq 1 "$REPEAT"); do
+    for how in plain traceparent; do
+      read -r p q < <(run_direct "$how")
+      LG[$how]="${LG[$how]:-} $p"; SV[$how]="${SV[$how]:-} $q"
+      printf '  round %d direct %-11s loadgen %7d  memstore %7d instructions/call\n' "$r" "$how" "$p" "$q"
+    done
+  done
+fi
 python3 - "${PX[off]}" "${PL[off]}" "${PX[ratio]}" "${PL[ratio]}" "${PX[on]}" "${PL[on]}" \
-  "${PX[never]}" "${PL[never]}" <<'PY'
+  "${PX[never]}" "${PL[never]}" "${LG[plain]:-}" "${SV[plain]:-}" "${LG[traceparent]:-}" \
+  "${SV[traceparent]:-}" <<'PY'
 import statistics, sys
 v = [[float(x) for x in a.split()] for a in sys.argv[1:9]]
 m = [statistics.median(x) for x in v]
@@ -82,4 +130,15 @@ for name, i in (("off", 0), ("parentbased_always_off (propagation only)", 6),
     both = m[i] + m[i + 1]
     print(f"| {name} | {m[i]:,.0f} | {m[i+1]:,.0f} | {both:,.0f} | {100*(both/off-1):+.1f}% |")
 print("\nMedians of", len(v[0]), "runs each; user-space instructions only (callgrind), idle subtracted.")
+if sys.argv[9].strip():
+    f = [statistics.median(float(x) for x in a.split()) for a in sys.argv[9:13]]
+    client, server = f[2] - f[0], f[3] - f[1]
+    print("\nFloor: one traceparent header on one hop, no tracing code but the plugin's parse\n")
+    print("| direct, loadgen → memstore | loadgen instr/call | memstore instr/call |")
+    print("|---|---:|---:|")
+    print(f"| no header | {f[0]:,.0f} | {f[1]:,.0f} |")
+    print(f"| + traceparent | {f[2]:,.0f} | {f[3]:,.0f} |")
+    print(f"\nThe header: {client:+,.0f} (sending) {server:+,.0f} (receiving) = {client + server:+,.0f}"
+          f" instructions per call = {100 * (client + server) / off:+.1f}% of the proxy path"
+          f" with tracing off ({off:,.0f}).")
 PY

@@ -6,6 +6,10 @@
 #   on       the same, always_on, trace file exporter
 #   recorded the same, always_on, no exporter (only with SPLIT=1): what
 #            recording costs without the export
+#   direct_tp loadgen -> memstore like "direct", every call carrying a fixed
+#            W3C traceparent header (only with FLOOR=1): what gRPC charges
+#            for the one header a traced proxy adds to its hop, before any
+#            tracing code runs - the floor under "ratio"
 # All four servers start once and stay up; the runs are short and
 # interleaved (each round runs every path once, in a rotated order), so
 # every round compares the paths under the same machine conditions. The
@@ -13,7 +17,8 @@
 # matter are the per-round ratios and their median.
 # Usage: scripts/bench-proxy.sh [BUILD_DIR] [--record]
 #   env: ROUNDS (default 30), DURATION (s per run, default 1),
-#        CONCURRENCY (default 32), SPLIT (1: add the "recorded" path)
+#        CONCURRENCY (default 32), SPLIT (1: add the "recorded" path),
+#        FLOOR (1: add the "direct_tp" path)
 # --record appends the tables to docs/benchmarks.md under "## Proxy".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,18 +90,26 @@ cpu_of() {
 
 PATHS=(direct off ratio on)
 [ "${SPLIT:-0}" = 1 ] && PATHS+=(recorded)
+declare -A EXTRA  # path -> extra loadgen arguments
 start_direct
 for mode in "${PATHS[@]:1}"; do start_proxy "$mode"; done
+if [ "${FLOOR:-0}" = 1 ]; then
+  PATHS+=(direct_tp)
+  ADDR[direct_tp]=${ADDR[direct]}
+  PID[direct_tp]=${PID[direct]}
+  EXTRA[direct_tp]="-m traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+fi
 
-RESULTS="$WORK/results.tsv"  # round path concurrency calls_per_sec p50 p99 cpu_ticks calls
+RESULTS="$WORK/results.tsv"  # round path concurrency calls_per_sec p50 p99 cpu_ticks calls client_cpu_us
 : >"$RESULTS"
 run() {  # round path concurrency
   local c0 c1 j
   c0=$(cpu_of "${PID[$2]}")
-  j=$("$BIN/prism-loadgen" -a "${ADDR[$2]}" -c "$3" -d "$DURATION" -w 0.3 --no-set --json)
+  # shellcheck disable=SC2086 # EXTRA holds separate arguments
+  j=$("$BIN/prism-loadgen" -a "${ADDR[$2]}" -c "$3" -d "$DURATION" -w 0.3 --no-set --json ${EXTRA[$2]:-})
   c1=$(cpu_of "${PID[$2]}")
   # The CPU ticks cover the warm-up too: count its calls at the measured rate.
-  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); d=float(sys.argv[6]); print("\t".join(sys.argv[2:5]+[str(j["calls_per_sec"]),str(j["p50_us"]),str(j["p99_us"]),sys.argv[5],str(int(j["calls"]*(d+0.3)/d))]))' \
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); d=float(sys.argv[6]); print("\t".join(sys.argv[2:5]+[str(j["calls_per_sec"]),str(j["p50_us"]),str(j["p99_us"]),sys.argv[5],str(int(j["calls"]*(d+0.3)/d)),str(j["client_cpu_us_per_call"])]))' \
     "$j" "$1" "$2" "$3" "$((c1 - c0))" "$DURATION" >>"$RESULTS"
 }
 
@@ -122,9 +135,10 @@ import collections, statistics, sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
 ticks, conc = int(sys.argv[2]), sys.argv[3]
 R = collections.defaultdict(dict)  # (round, conc) -> path -> row
-for rnd, path, c, rate, p50, p99, cpu, calls in rows:
+for rnd, path, c, rate, p50, p99, cpu, calls, ccpu in rows:
+    srv = int(cpu) * 1e6 / ticks / max(int(calls), 1)
     R[(int(rnd), c)][path] = dict(rate=float(rate), p50=float(p50), p99=float(p99),
-                                  cpu=int(cpu) * 1e6 / ticks / max(int(calls), 1))
+                                  cpu=srv, ccpu=float(ccpu), all=srv + float(ccpu))
 def series(c, path, key):
     return [R[k][path][key] for k in sorted(R) if k[1] == c and path in R[k]]
 def paired(c, a, b, key):
@@ -137,20 +151,28 @@ names = {"direct": ("loadgen → memstore", "off"),
          "off": ("loadgen → proxy → memstore", "off (OTEL_SDK_DISABLED)"),
          "ratio": ("loadgen → proxy → memstore", "parentbased_traceidratio 0.01, file"),
          "on": ("loadgen → proxy → memstore", "always_on, file"),
-         "recorded": ("loadgen → proxy → memstore", "always_on, no exporter")}
+         "recorded": ("loadgen → proxy → memstore", "always_on, no exporter"),
+         "direct_tp": ("loadgen → memstore, + traceparent header", "off")}
 n = len(series(conc, "off", "rate"))
 print(f"Medians over {n} rounds ({conc} in flight unless marked):\n")
-print("| path | tracing | calls/s | p50 (µs) | p99 (µs) | server CPU µs/call | p50 at 1 in flight (µs) |")
-print("|---|---|---:|---:|---:|---:|---:|")
-for p in [p for p in ("direct", "off", "ratio", "on", "recorded") if series(conc, p, "rate")]:
+print("| path | tracing | calls/s | p50 (µs) | p99 (µs) | server CPU µs/call | loadgen CPU µs/call | p50 at 1 in flight (µs) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for p in [p for p in names if series(conc, p, "rate")]:
     print(f"| {names[p][0]} | {names[p][1]} | {med(series(conc, p, 'rate')):.0f} | "
           f"{med(series(conc, p, 'p50')):.1f} | {med(series(conc, p, 'p99')):.1f} | "
-          f"{med(series(conc, p, 'cpu')):.1f} | {med(series('1', p, 'p50')):.1f} |")
+          f"{med(series(conc, p, 'cpu')):.1f} | {med(series(conc, p, 'ccpu')):.1f} | "
+          f"{med(series('1', p, 'p50')):.1f} |")
 print("\nPaired per round, median [interquartile range]:\n")
 print("| comparison | median | IQR |")
 print("|---|---:|---:|")
 pct = lambda x: f"{100 * (x - 1):+.1f}%"
 split = bool(series(conc, "recorded", "rate"))
+floor = bool(series(conc, "direct_tp", "rate"))
+# The header's CPU (both ends of the hop), as a share of everything the
+# proxy path "off" costs per call on these cores (servers + load generator).
+def header_share(c):
+    return [1 + (R[k]["direct_tp"]["all"] - R[k]["direct"]["all"]) / R[k]["off"]["all"]
+            for k in sorted(R) if k[1] == c and all(p in R[k] for p in ("direct_tp", "direct", "off"))]
 for label, xs, f in (
     ("calls/s, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "rate"), pct),
     ("calls/s, always_on vs off", paired(conc, "on", "off", "rate"), pct),
@@ -160,6 +182,12 @@ for label, xs, f in (
     ("server CPU/call, always_on vs off", paired(conc, "on", "off", "cpu"), pct),
     *((("server CPU/call, always_on without export vs off", paired(conc, "recorded", "off", "cpu"), pct),)
       if split else ()),
+    *((("calls/s, direct + traceparent header vs direct", paired(conc, "direct_tp", "direct", "rate"), pct),
+       ("CPU/call (servers + loadgen), direct + traceparent header vs direct",
+        paired(conc, "direct_tp", "direct", "all"), pct),
+       ("the header's CPU as a share of the proxy path's (off) CPU/call", header_share(conc), pct),
+       ("CPU/call (servers + loadgen), traceidratio 0.01 vs off", paired(conc, "ratio", "off", "all"), pct))
+      if floor else ()),
     (f"p50 proxy (off) / p50 direct, {conc} in flight", paired(conc, "off", "direct", "p50"),
      lambda x: f"{x:.2f}×"),
     ("p50 proxy (off) / p50 direct, 1 in flight", paired("1", "off", "direct", "p50"),
@@ -167,7 +195,8 @@ for label, xs, f in (
 ):
     m, lo, hi = q(xs)
     print(f"| {label} | **{f(m)}** | {f(lo)} … {f(hi)} |")
-print("\nServer CPU = CPU time of the server processes (proxy + its plugin, or memstore alone) per call.")
+print("\nServer CPU = CPU time of the server processes (proxy + its plugin, or memstore alone) per call;"
+      " loadgen CPU = the load generator's own (warm-up included).")
 PY
 echo
 cat "$TABLE"

@@ -3,6 +3,7 @@
 // and p99. grpc++ callback API; no tracing of its own.
 
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -34,13 +35,40 @@ struct Options {
   double warmup_s = 1;
   bool json = false;
   bool set_first = true;
+  std::vector<std::pair<std::string, std::string>> metadata;  // sent with every call
 };
+
+// A header gRPC accepts from an application: a lower-case token that is not
+// reserved ("grpc-..."), and, unless the key ends in "-bin", a printable
+// ASCII value. Checked here so a typo is an error message, not a failed call.
+std::string MetadataError(const std::string& key, const std::string& value) {
+  if (key.empty()) return "empty key";
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    if (!ok) return "key '" + key + "': only lower-case letters, digits, '-', '_' and '.'";
+  }
+  if (key.rfind("grpc-", 0) == 0) return "key '" + key + "' is reserved by gRPC";
+  if (key.size() < 4 || key.compare(key.size() - 4, 4, "-bin") != 0) {
+    for (char c : value) {
+      if (c < 0x20 || c > 0x7e) return "value of '" + key + "': printable ASCII only";
+    }
+  }
+  return "";
+}
+
+int64_t ProcessCpuUs() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec +
+         ru.ru_stime.tv_usec;
+}
 
 struct Shared {
   Options o;
   std::vector<std::unique_ptr<prism::v1::KeyValue::Stub>> stubs;
   Clock::time_point measure_from, stop_at;
   std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> completed{0};  // every call, warm-up included
   std::atomic<int> running{0};
   std::mutex mu;
   std::condition_variable cv;
@@ -67,6 +95,7 @@ class Slot {
   void Issue() {
     ctx_ = std::make_unique<grpc::ClientContext>();
     if (!s_.o.token.empty()) ctx_->AddMetadata("authorization", "Bearer " + s_.o.token);
+    for (const auto& [k, v] : s_.o.metadata) ctx_->AddMetadata(k, v);
     ctx_->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     started_ = Clock::now();
     stub_.async()->Get(ctx_.get(), &req_, &resp_, [this](grpc::Status st) { Done(st); });
@@ -74,6 +103,7 @@ class Slot {
 
   void Done(const grpc::Status& st) {
     auto now = Clock::now();
+    s_.completed.fetch_add(1, std::memory_order_relaxed);
     if (!st.ok()) {
       if (s_.errors.fetch_add(1) == 0) {
         std::lock_guard<std::mutex> lock(s_.mu);
@@ -129,7 +159,20 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("!--no-set", o.set_first, "do not Set the key before the run");
   app.add_flag("--json", o.json, "print one JSON object");
+  std::vector<std::string> metadata;
+  app.add_option("-m,--metadata", metadata,
+                 "KEY=VALUE header sent with every call (repeatable), e.g. a traceparent");
   CLI11_PARSE(app, argc, argv);
+  for (const std::string& kv : metadata) {
+    size_t eq = kv.find('=');
+    std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    std::string err = eq == std::string::npos ? "expected KEY=VALUE" : MetadataError(key, value);
+    if (!err.empty()) {
+      std::cerr << "prism-loadgen: --metadata '" << kv << "': " << err << "\n";
+      return 2;
+    }
+    o.metadata.emplace_back(std::move(key), std::move(value));
+  }
 
   for (int i = 0; i < o.channels; ++i) {
     grpc::ChannelArguments args;
@@ -156,6 +199,7 @@ int main(int argc, char** argv) {
   }
 
   auto start = Clock::now();
+  const int64_t cpu_start_us = ProcessCpuUs();
   s.measure_from = start + std::chrono::milliseconds(static_cast<int64_t>(o.warmup_s * 1000));
   s.stop_at = s.measure_from + std::chrono::milliseconds(static_cast<int64_t>(o.duration_s * 1000));
   std::vector<std::unique_ptr<Slot>> slots;
@@ -165,6 +209,10 @@ int main(int argc, char** argv) {
     std::unique_lock<std::mutex> lock(s.mu);
     s.cv.wait(lock, [&] { return s.running.load() == 0; });
   }
+  // The load generator's own CPU per call (warm-up included on both sides):
+  // with client and servers on the same cores it is part of every path.
+  const double client_cpu_us_per_call =
+      static_cast<double>(ProcessCpuUs() - cpu_start_us) / std::max<uint64_t>(1, s.completed);
 
   std::vector<uint32_t> all;
   for (auto& slot : slots)
@@ -178,11 +226,17 @@ int main(int argc, char** argv) {
   double rate = all.size() / o.duration_s;
   uint64_t errors = s.errors.load();
   if (o.json) {
-    nlohmann::json j = {{"addr", o.addr},         {"concurrency", o.concurrency},
-                        {"channels", o.channels}, {"duration_s", o.duration_s},
-                        {"calls", all.size()},    {"calls_per_sec", rate},
-                        {"p50_us", pct(0.50)},    {"p90_us", pct(0.90)},
-                        {"p99_us", pct(0.99)},    {"errors", errors}};
+    nlohmann::json j = {{"addr", o.addr},
+                        {"concurrency", o.concurrency},
+                        {"channels", o.channels},
+                        {"duration_s", o.duration_s},
+                        {"calls", all.size()},
+                        {"calls_per_sec", rate},
+                        {"p50_us", pct(0.50)},
+                        {"p90_us", pct(0.90)},
+                        {"p99_us", pct(0.99)},
+                        {"errors", errors},
+                        {"client_cpu_us_per_call", client_cpu_us_per_call}};
     if (errors) j["first_error"] = s.first_error;
     std::cout << j.dump() << "\n";
   } else {
