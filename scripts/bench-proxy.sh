@@ -10,7 +10,7 @@
 #            W3C traceparent header (only with FLOOR=1): what gRPC charges
 #            for the one header a traced proxy adds to its hop, before any
 #            tracing code runs - the floor under "ratio"
-# All four servers start once and stay up; the runs are short and
+# All servers start once and stay up; the runs are short and
 # interleaved (each round runs every path once, in a rotated order), so
 # every round compares the paths under the same machine conditions. The
 # shared VM's speed drifts by tens of percent over seconds: the figures that
