@@ -1,5 +1,17 @@
 # Shared by the proxy benchmarks (sourced, not run).
 
+# wait_serving ADDRESS [SECONDS]: until a Get through prism-loadgen ($BIN)
+# succeeds, at most SECONDS (default 10; servers under valgrind need ~30).
+wait_serving() {
+  local tries=$(( ${2:-10} * 10 ))
+  for _ in $(seq 1 "$tries"); do
+    if "$BIN/prism-loadgen" -a "$1" -d 0.05 -w 0 -c 1 --json >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "$(basename "$0"): $1 is not serving" >&2
+  return 1
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # proxy_setup DIR PORT MODE [EXTRA_YAML]: writes DIR/prism.yaml (namespace "default" on a

@@ -40,10 +40,7 @@ run_mode() {  # mode -> prints "proxy_ir plugin_ir" per call
   "${PROXY_ENV[@]}" valgrind --tool=callgrind --trace-children=yes -q \
     --callgrind-out-file="$d/cg.%p" "$BIN/prism-proxy" --config "$d/prism.yaml" >"$d/out" 2>"$d/log" &
   pid=$!
-  for _ in $(seq 1 300); do
-    "$BIN/prism-loadgen" -a "127.0.0.1:$port" -d 0.05 -w 0 -c 1 --json >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  wait_serving "127.0.0.1:$port" 30
   "$BIN/prism-loadgen" -a "127.0.0.1:$port" -c "$CONCURRENCY" -d 2 -w 0 --json >/dev/null
   cg_all() { for f in "$d"/cg.*; do callgrind_control "$1" "${f##*.}" >/dev/null 2>&1 || true; done; }
   cg_all -z; sleep "$DURATION"; cg_all -d  # dump 1: idle
@@ -77,10 +74,7 @@ run_direct() {
   env OTEL_SDK_DISABLED=true valgrind --tool=callgrind -q --callgrind-out-file="$d/srv.%p" \
     "$BIN/prism-plugin-memstore" --listen "127.0.0.1:$port" >"$d/srv.out" 2>&1 &
   srv=$!
-  for _ in $(seq 1 300); do
-    "$BIN/prism-loadgen" -a "127.0.0.1:$port" -d 0.05 -w 0 -c 1 --json >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  wait_serving "127.0.0.1:$port" 30
   valgrind --tool=callgrind -q --callgrind-out-file="$d/lg.%p" "$BIN/prism-loadgen" \
     -a "127.0.0.1:$port" -c "$CONCURRENCY" -d $((DURATION + 5)) -w 0 --json "${m[@]}" >"$d/lg.json" &
   lg=$!

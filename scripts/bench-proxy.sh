@@ -44,15 +44,6 @@ trap cleanup EXIT
 # shellcheck source=scripts/bench-common.sh
 source "$ROOT/scripts/bench-common.sh"
 
-wait_serving() {  # address
-  for _ in $(seq 1 200); do
-    if "$BIN/prism-loadgen" -a "$1" -d 0.05 -w 0 -c 1 --json >/dev/null 2>&1; then return 0; fi
-    sleep 0.05
-  done
-  echo "bench-proxy: $1 is not serving" >&2
-  return 1
-}
-
 declare -A ADDR PID
 start_direct() {
   local port

@@ -63,11 +63,11 @@ uint64_t KeyBits(const Attributes& attrs) {
 }  // namespace internal
 
 Span::Span(std::unique_ptr<SpanData> data, std::shared_ptr<const internal::TracerShared> tracer,
-           int64_t start_steady_ns)
+           int64_t start_steady_ns, uint64_t key_bits)
     : data_(std::move(data)),
       tracer_(std::move(tracer)),
       start_steady_ns_(start_steady_ns),
-      key_bits_(internal::KeyBits(data_->attributes)) {}
+      key_bits_(key_bits) {}
 
 Span::Span(Span&& other) noexcept
     : data_(std::move(other.data_)),

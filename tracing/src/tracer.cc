@@ -59,24 +59,23 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
   const int64_t steady = now.steady_nanos;
   data->start_unix_nano = options.start_unix_nano ? options.start_unix_nano : now.wall_nanos;
   const SpanLimits& limits = provider.limits;
+  uint64_t key_bits = 0;  // the span's KeyBit filter, built with its attributes
   if (options.attributes.size() + result.attributes.size() <= limits.attribute_count &&
       limits.attribute_value_length == std::numeric_limits<uint32_t>::max() &&
       result.attributes.empty()) {
     data->attributes = std::move(options.attributes);  // common case: nothing to check
+    key_bits = internal::KeyBits(data->attributes);
   } else {
-    for (auto& kv : options.attributes) {
-      internal::PutAttribute(data->attributes, data->dropped_attributes_count,
-                             limits.attribute_count, limits.attribute_value_length,
-                             std::move(kv.key), std::move(kv.value));
-    }
-    for (auto& kv : result.attributes) {
-      internal::PutAttribute(data->attributes, data->dropped_attributes_count,
-                             limits.attribute_count, limits.attribute_value_length,
-                             std::move(kv.key), std::move(kv.value));
+    for (Attributes* list : {&options.attributes, &result.attributes}) {
+      for (auto& kv : *list) {
+        internal::PutAttribute(data->attributes, data->dropped_attributes_count,
+                               limits.attribute_count, limits.attribute_value_length,
+                               std::move(kv.key), std::move(kv.value), &key_bits);
+      }
     }
   }
   data->origin = shared_->origin;
-  Span span(std::move(data), shared_, steady);
+  Span span(std::move(data), shared_, steady, key_bits);
   for (auto& link : options.links) span.AddLink(link.context, std::move(link.attributes));
 
   internal::GlobalCounters().spans_started.fetch_add(1, std::memory_order_relaxed);

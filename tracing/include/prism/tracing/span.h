@@ -57,8 +57,9 @@ class Span {
 
  private:
   friend class Tracer;
+  // `key_bits`: the internal::KeyBit filter of data->attributes.
   Span(std::unique_ptr<SpanData> data, std::shared_ptr<const internal::TracerShared> tracer,
-       int64_t start_steady_ns);
+       int64_t start_steady_ns, uint64_t key_bits);
   void Finish(uint64_t end_unix_nano);
 
   std::unique_ptr<SpanData> data_;
