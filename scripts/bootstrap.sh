@@ -11,6 +11,7 @@ PACKAGES=(
   libsqlite3-dev libpq-dev libhiredis-dev libnats-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgoogle-perftools-dev
+  postgresql redis-server nats-server
   python3 python3-aiohttp nodejs npm openssl
 )
 
