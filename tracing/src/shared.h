@@ -7,6 +7,7 @@
 #include <ctime>
 #include <memory>
 
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/limits.h"
 #include "prism/tracing/processor.h"
 #include "prism/tracing/resource.h"
@@ -20,6 +21,7 @@ struct ProviderShared {
   bool sampler_reads_attributes = true;
   SpanLimits limits;
   std::unique_ptr<SpanProcessor> processor;
+  std::shared_ptr<AdaptiveSampling> adaptive;
   std::atomic<bool> shut_down{false};
   bool log_diagnostics_at_shutdown = false;
 };
