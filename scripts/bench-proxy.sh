@@ -3,6 +3,8 @@
 #   direct   loadgen -> prism-plugin-memstore (TCP loopback), tracing off
 #   off      loadgen -> prism-proxy -> memstore, tracing off (OTEL_SDK_DISABLED)
 #   ratio    the same, parentbased_traceidratio 0.01, trace file exporter
+#   adaptive the same, prism_adaptive (every call recorded, decided at its
+#            end, 1 % kept; docs/sampling.md), trace file exporter
 #   on       the same, always_on, trace file exporter
 #   recorded the same, always_on, no exporter (only with SPLIT=1): what
 #            recording costs without the export
@@ -79,7 +81,7 @@ cpu_of() {
   echo "$total"
 }
 
-PATHS=(direct off ratio on)
+PATHS=(direct off ratio adaptive on)
 [ "${SPLIT:-0}" = 1 ] && PATHS+=(recorded)
 declare -A EXTRA  # path -> extra loadgen arguments
 start_direct
@@ -141,6 +143,7 @@ med = statistics.median
 names = {"direct": ("loadgen → memstore", "off"),
          "off": ("loadgen → proxy → memstore", "off (OTEL_SDK_DISABLED)"),
          "ratio": ("loadgen → proxy → memstore", "parentbased_traceidratio 0.01, file"),
+         "adaptive": ("loadgen → proxy → memstore", "adaptive (ratio 0.01, slow 100 ms), file"),
          "on": ("loadgen → proxy → memstore", "always_on, file"),
          "recorded": ("loadgen → proxy → memstore", "always_on, no exporter"),
          "direct_tp": ("loadgen → memstore, + traceparent header", "off")}
@@ -166,10 +169,13 @@ def header_share(c):
             for k in sorted(R) if k[1] == c and all(p in R[k] for p in ("direct_tp", "direct", "off"))]
 for label, xs, f in (
     ("calls/s, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "rate"), pct),
+    ("calls/s, adaptive vs off", paired(conc, "adaptive", "off", "rate"), pct),
+    ("p99, adaptive vs off", paired(conc, "adaptive", "off", "p99"), pct),
     ("calls/s, always_on vs off", paired(conc, "on", "off", "rate"), pct),
     *((("calls/s, always_on without export vs off", paired(conc, "recorded", "off", "rate"), pct),)
       if split else ()),
     ("server CPU/call, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "cpu"), pct),
+    ("server CPU/call, adaptive vs off", paired(conc, "adaptive", "off", "cpu"), pct),
     ("server CPU/call, always_on vs off", paired(conc, "on", "off", "cpu"), pct),
     *((("server CPU/call, always_on without export vs off", paired(conc, "recorded", "off", "cpu"), pct),)
       if split else ()),
@@ -191,6 +197,14 @@ print("\nServer CPU = CPU time of the server processes (proxy + its plugin, or m
 PY
 echo
 cat "$TABLE"
+# Adaptive sampling's counters, proxy and plugin (SIGUSR1 logs them): the
+# peak memory held for undecided traces under this load.
+kill -USR1 "${PID[adaptive]}" 2>/dev/null || true
+pkill -USR1 -P "${PID[adaptive]}" 2>/dev/null || true
+sleep 0.5
+echo
+echo "adaptive sampling counters (proxy, then plugin):"
+grep -h 'adaptive sampling:' "$WORK/adaptive/proxy.log" | sed 's/^/  /' | tail -2
 if [ "$RECORD" = 1 ]; then
   DOC="$ROOT/docs/benchmarks.md"
   [ -f "$DOC" ] || echo "# Benchmarks" >"$DOC"

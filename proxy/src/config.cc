@@ -528,7 +528,7 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
 std::string AdaptiveConfig::SamplerArg(
     std::optional<std::chrono::milliseconds> slow_override) const {
   char ratio_text[32];
-  std::snprintf(ratio_text, sizeof(ratio_text), "%.17g", ratio);
+  std::snprintf(ratio_text, sizeof(ratio_text), "%.10g", ratio);
   return std::string("ratio=") + ratio_text +
          ",slow_ms=" + std::to_string(slow_override.value_or(slow).count()) +
          ",buffer_mb=" + std::to_string(buffer_mb);
