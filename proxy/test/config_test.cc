@@ -93,10 +93,10 @@ TEST(Config, ErrorsNameKeyAndLine) {
        "f.yaml:4:25: tracing.adaptive.buffer_mb: expected a whole number of MiB, 1-65536"},
       {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: adaptive\n"
        "  adaptive: {rate: 1}\n",
-       "f.yaml:4:15: tracing.adaptive.rate: unknown key (expected one of: ratio, slow, "
+       "f.yaml:4:14: tracing.adaptive.rate: unknown key (expected one of: ratio, slow, "
        "buffer_mb)"},
       {"namespaces: {a: {plugin: {command: x}, slow: 1h}}\n",
-       "f.yaml:1:42: namespaces.a.slow: expected a duration like 500, 500ms or 2s"},
+       "f.yaml:1:46: namespaces.a.slow: expected a duration like 500, 500ms or 2s"},
       {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  trace_file_max_mb: -1\n",
        "f.yaml:3:22: tracing.trace_file_max_mb: expected a whole number of MiB"},
       {"namespaces: {a: {plugin: {command: x}}}\nsupervision:\n  health_interval: soon\n",
