@@ -17,7 +17,8 @@
 # what gRPC charges (client + server) for the one header a traced proxy adds
 # to its hop, before any tracing code runs.
 # Usage: scripts/bench-proxy-instructions.sh [BUILD_DIR]
-#   env: REPEAT (3), DURATION (4), CONCURRENCY (1), FLOOR (0)
+#   env: REPEAT (3), DURATION (4), CONCURRENCY (1), FLOOR (0),
+#        MODES ("off never ratio adaptive on"; the table needs all five)
 # Needs valgrind (apt-get install valgrind). Kernel time is not counted.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +29,7 @@ command -v valgrind >/dev/null || { echo "bench-proxy-instructions: needs valgri
 REPEAT=${REPEAT:-3}
 DURATION=${DURATION:-4}
 CONCURRENCY=${CONCURRENCY:-1}
+MODES=${MODES:-off never ratio adaptive on}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-cg-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 # shellcheck source=scripts/bench-common.sh
@@ -95,7 +97,7 @@ $(( $(grep -m1 '^summary:' "$d"/srv.*.1 | awk '{print $2}') / n ))"
 
 declare -A PX PL
 for r in $(seq 1 "$REPEAT"); do
-  for mode in off never ratio adaptive on; do
+  for mode in $MODES; do
     read -r p q < <(run_mode "$mode")
     PX[$mode]="${PX[$mode]:-} $p"; PL[$mode]="${PL[$mode]:-} $q"
     printf '  round %d %-5s proxy %7d  plugin %7d instructions/call\n' "$r" "$mode" "$p" "$q"

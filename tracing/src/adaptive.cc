@@ -5,8 +5,10 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <cstdlib>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -177,7 +179,7 @@ size_t EstimateBytes(const SpanData& s) {
   return n;
 }
 
-enum class Decision : uint8_t { kPending, kKept, kDropped };
+enum class Decision : uint8_t { kPending, kKept };
 
 struct Entry {
   Decision state = Decision::kPending;
@@ -196,12 +198,37 @@ struct Expiry {
 
 constexpr size_t kShards = 16;
 
+// Dropped traces are not kept in the map: a drop is remembered by writing
+// the trace id's random low 64 bits into a direct-mapped slot (a later drop
+// that maps to the same slot forgets it). 16 shards x 2048 slots remember
+// the last ~32,000 drops at 256 KiB, for spans that end after their trace's
+// drop - in the proxy there are almost none, in a plugin they are a late
+// caller's. A forgotten drop lets such a span start an orphan that the
+// trace timeout later keeps as "slow" (counted in timed_out).
+constexpr size_t kDropSlots = 2048;
+
+uint64_t IdLow64(const TraceId& id) {
+  uint64_t lo;
+  std::memcpy(&lo, id.bytes().data() + 8, sizeof(lo));
+  return lo;
+}
+
 struct Shard {
   std::mutex mu;
   std::unordered_map<TraceId, Entry, TraceIdHash> traces;
   std::deque<Expiry> pending_order;  // by creation (lazy: entries may be decided)
-  std::deque<Expiry> decided_order;  // by decision, for forgetting
-  size_t decided = 0;
+  std::deque<Expiry> kept_order;     // kept decisions, for forgetting
+  std::array<uint64_t, kDropSlots> dropped_ids{};
+
+  size_t DropSlot(uint64_t lo) const { return (lo >> 8) % kDropSlots; }
+  void RememberDrop(const TraceId& id) {
+    uint64_t lo = IdLow64(id);
+    dropped_ids[DropSlot(lo)] = lo;
+  }
+  bool WasDropped(const TraceId& id) const {
+    uint64_t lo = IdLow64(id);
+    return lo != 0 && dropped_ids[DropSlot(lo)] == lo;
+  }
 };
 
 }  // namespace
@@ -260,17 +287,39 @@ struct AdaptiveSampling::State {
     buffered_spans.fetch_sub(static_cast<int64_t>(e.spans.size()), std::memory_order_relaxed);
   }
 
-  // Marks `e` decided (shard locked); its spans move to `out`.
-  void DecideLocked(Shard& sh, const TraceId& id, Entry& e, Decision to, SamplingReason r,
-                    std::vector<SpanPtr>& out) {
+  using Map = std::unordered_map<TraceId, Entry, TraceIdHash>;
+
+  // Moves the spans of `e` to `out`: the vector itself when `out` is empty
+  // (no allocation: the common case), else one by one.
+  static void TakeSpans(Entry& e, std::vector<SpanPtr>& out) {
+    if (out.empty()) {
+      out.swap(e.spans);
+    } else {
+      for (auto& span : e.spans) out.push_back(std::move(span));
+    }
+    e.spans = std::vector<SpanPtr>();
+  }
+
+  // Keeps the trace of `it` (shard locked); its spans move to `out`.
+  void KeepLocked(Shard& sh, Map::iterator it, SamplingReason r, std::vector<SpanPtr>& out) {
+    Entry& e = it->second;
     Unbuffer(e);
-    e.state = to;
+    e.state = Decision::kKept;
     e.reason = r;
-    out = std::move(e.spans);
-    e.spans.clear();
+    TakeSpans(e, out);
     e.bytes = 0;
-    sh.decided_order.push_back({id, Now() + Ms(options.remember)});
-    ++sh.decided;
+    sh.kept_order.push_back({it->first, Now() + Ms(options.remember)});
+  }
+
+  // Drops the trace of `it` (shard locked): the entry goes, the drop is
+  // remembered in the shard's slots; its spans move to `out`, to be freed
+  // without the lock.
+  void DropLocked(Shard& sh, Map::iterator it, std::vector<SpanPtr>& out) {
+    Entry& e = it->second;
+    Unbuffer(e);
+    TakeSpans(e, out);
+    sh.RememberDrop(it->first);
+    sh.traces.erase(it);
   }
 
   static int64_t Ms(std::chrono::milliseconds d) { return d.count() * 1'000'000; }
@@ -298,28 +347,35 @@ struct AdaptiveSampling::State {
     const TraceId id = span->context.trace_id();
     const bool root = IsLocalRoot(*span);
     const bool error = span->status == StatusCode::kError;
-    const int64_t now = Now();
     Shard& sh = ShardOf(id);
     std::vector<SpanPtr> out;
     SamplingReason out_reason = SamplingReason::kNone;
     {
       std::lock_guard<std::mutex> lock(sh.mu);
-      auto [it, inserted] = sh.traces.try_emplace(id);
-      Entry& e = it->second;
-      if (inserted) {
-        e.created_ns = now;
-        e.spans.reserve(4);
-        sh.pending_order.push_back({id, now});
+      auto it = sh.traces.find(id);
+      if (it == sh.traces.end()) {
+        if (sh.WasDropped(id)) {
+          late_dropped.fetch_add(1, std::memory_order_relaxed);
+          out.push_back(std::move(span));  // freed below, outside the lock
+          it = sh.traces.end();
+        } else {
+          const int64_t now = Now();
+          it = sh.traces.try_emplace(id).first;
+          it->second.created_ns = now;
+          it->second.spans.reserve(4);
+          sh.pending_order.push_back({id, now});
+        }
       }
-      if (e.state == Decision::kKept) {
+      if (it == sh.traces.end()) {
+        // late span of a dropped trace
+      } else if (it->second.state == Decision::kKept) {
         late_kept.fetch_add(1, std::memory_order_relaxed);
         out.push_back(std::move(span));
-        out_reason = e.reason;
-      } else if (e.state == Decision::kDropped) {
-        late_dropped.fetch_add(1, std::memory_order_relaxed);
-        out.push_back(std::move(span));  // freed below, outside the lock
+        out_reason = it->second.reason;
       } else {
+        Entry& e = it->second;
         size_t bytes = EstimateBytes(*span);
+        const uint64_t duration = span->end_unix_nano - span->start_unix_nano;
         e.bytes += bytes;
         e.spans.push_back(std::move(span));
         buffered_spans.fetch_add(1, std::memory_order_relaxed);
@@ -334,25 +390,24 @@ struct AdaptiveSampling::State {
         if (error) {
           keep = SamplingReason::kError;
         } else if (root && options.slow.count() > 0 &&
-                   e.spans.back()->end_unix_nano - e.spans.back()->start_unix_nano >=
-                       static_cast<uint64_t>(Ms(options.slow))) {
+                   duration >= static_cast<uint64_t>(Ms(options.slow))) {
           keep = SamplingReason::kSlow;
         }
         if (keep != SamplingReason::kNone) {
           CountKept(keep, false);
-          DecideLocked(sh, id, e, Decision::kKept, keep, out);
+          KeepLocked(sh, it, keep, out);
           out_reason = keep;
         } else if (root) {
           if (options.role == AdaptiveOptions::Role::kHead) {
             dropped.fetch_add(1, std::memory_order_relaxed);
-            DecideLocked(sh, id, e, Decision::kDropped, SamplingReason::kNone, out);
+            DropLocked(sh, it, out);
           } else {
-            e.wait_until_ns = now + Ms(options.decision_wait);
+            e.wait_until_ns = Now() + Ms(options.decision_wait);
           }
         } else if (e.spans.size() > options.max_trace_spans) {
           evicted.fetch_add(1, std::memory_order_relaxed);
           evicted_spans.fetch_add(e.spans.size(), std::memory_order_relaxed);
-          DecideLocked(sh, id, e, Decision::kDropped, SamplingReason::kNone, out);
+          DropLocked(sh, it, out);
         }
       }
     }
@@ -397,7 +452,7 @@ struct AdaptiveSampling::State {
         if (it == best->traces.end() || it->second.state != Decision::kPending) continue;
         evicted.fetch_add(1, std::memory_order_relaxed);
         evicted_spans.fetch_add(it->second.spans.size(), std::memory_order_relaxed);
-        DecideLocked(*best, id, it->second, Decision::kDropped, SamplingReason::kNone, out);
+        DropLocked(*best, it, out);
       }
     }
   }
@@ -408,18 +463,21 @@ struct AdaptiveSampling::State {
     std::vector<SpanPtr> out;
     {
       std::lock_guard<std::mutex> lock(sh.mu);
-      auto [it, inserted] = sh.traces.try_emplace(id);
-      Entry& e = it->second;
-      if (e.state != Decision::kPending) {
-        if (e.state == Decision::kDropped) {
-          unmatched_keeps.fetch_add(1, std::memory_order_relaxed);
-        }
-        return;
+      auto it = sh.traces.find(id);
+      if (it == sh.traces.end()) {
+        // Nothing buffered (yet): dropped or evicted already, or spans that
+        // have not ended - those follow the decision when they end.
+        unmatched_keeps.fetch_add(1, std::memory_order_relaxed);
+        if (sh.WasDropped(id)) return;  // a drop is final
+        it = sh.traces.try_emplace(id).first;
+        it->second.created_ns = Now();
+      } else if (it->second.state != Decision::kPending) {
+        return;  // kept already
+      } else if (it->second.spans.empty()) {
+        unmatched_keeps.fetch_add(1, std::memory_order_relaxed);
       }
-      if (inserted || e.spans.empty()) unmatched_keeps.fetch_add(1, std::memory_order_relaxed);
-      if (inserted) e.created_ns = Now();
       CountKept(reason, trigger);
-      DecideLocked(sh, id, e, Decision::kKept, reason, out);
+      KeepLocked(sh, it, reason, out);
     }
     Export(out, reason);
   }
@@ -434,9 +492,9 @@ struct AdaptiveSampling::State {
   void Sweep() {
     const int64_t now = Now();
     const int64_t timeout = Ms(options.trace_timeout);
+    const int64_t youngest_deadline = std::min<int64_t>(timeout, Ms(options.decision_wait));
     for (Shard& sh : shards) {
-      std::vector<SpanPtr> drop;
-      std::vector<std::pair<std::vector<SpanPtr>, SamplingReason>> keep;
+      std::vector<SpanPtr> drop, keep;
       {
         std::lock_guard<std::mutex> lock(sh.mu);
         // Undecided traces, oldest first: a downstream wait that is over, or
@@ -450,37 +508,30 @@ struct AdaptiveSampling::State {
           Entry& e = it->second;
           if (e.root_ended && e.wait_until_ns != 0 && now >= e.wait_until_ns) {
             dropped.fetch_add(1, std::memory_order_relaxed);
-            std::vector<SpanPtr> out;
-            DecideLocked(sh, pit->id, e, Decision::kDropped, SamplingReason::kNone, out);
-            for (auto& s : out) drop.push_back(std::move(s));
+            DropLocked(sh, it, drop);
             pit = sh.pending_order.erase(pit);
           } else if (!e.root_ended && now - e.created_ns >= timeout) {
             timed_out.fetch_add(1, std::memory_order_relaxed);
             CountKept(SamplingReason::kSlow, false);
-            std::vector<SpanPtr> out;
-            DecideLocked(sh, pit->id, e, Decision::kKept, SamplingReason::kSlow, out);
-            keep.emplace_back(std::move(out), SamplingReason::kSlow);
+            KeepLocked(sh, it, SamplingReason::kSlow, keep);
             pit = sh.pending_order.erase(pit);
-          } else if (now - pit->at_ns < std::min<int64_t>(timeout, Ms(options.decision_wait))) {
+          } else if (now - pit->at_ns < youngest_deadline) {
             break;  // younger than any deadline: so is everything after it
           } else {
             ++pit;
           }
         }
-        // Forget old decisions (and the oldest when there are too many).
+        // Forget old kept decisions (and the oldest when there are too many).
         const size_t per_shard_cap = std::max<size_t>(1, options.max_remembered / kShards);
-        while (!sh.decided_order.empty() &&
-               (sh.decided_order.front().at_ns <= now || sh.decided > per_shard_cap)) {
-          auto it = sh.traces.find(sh.decided_order.front().id);
-          if (it != sh.traces.end() && it->second.state != Decision::kPending) {
-            sh.traces.erase(it);
-          }
-          sh.decided_order.pop_front();
-          --sh.decided;
+        while (!sh.kept_order.empty() &&
+               (sh.kept_order.front().at_ns <= now || sh.kept_order.size() > per_shard_cap)) {
+          auto it = sh.traces.find(sh.kept_order.front().id);
+          if (it != sh.traces.end() && it->second.state == Decision::kKept) sh.traces.erase(it);
+          sh.kept_order.pop_front();
         }
       }
       drop.clear();
-      for (auto& [spans, reason] : keep) Export(spans, reason);
+      Export(keep, SamplingReason::kSlow);
     }
   }
 
@@ -489,14 +540,13 @@ struct AdaptiveSampling::State {
       std::vector<SpanPtr> drop;
       {
         std::lock_guard<std::mutex> lock(sh.mu);
-        for (auto& [id, e] : sh.traces) {
-          if (e.state != Decision::kPending || e.spans.empty()) continue;
-          dropped.fetch_add(1, std::memory_order_relaxed);
-          Unbuffer(e);
-          for (auto& s : e.spans) drop.push_back(std::move(s));
-          e.spans.clear();
-          e.bytes = 0;
-          e.state = Decision::kDropped;
+        for (auto it = sh.traces.begin(); it != sh.traces.end();) {
+          auto next = std::next(it);
+          if (it->second.state == Decision::kPending) {
+            if (!it->second.spans.empty()) dropped.fetch_add(1, std::memory_order_relaxed);
+            DropLocked(sh, it, drop);
+          }
+          it = next;
         }
       }
     }
