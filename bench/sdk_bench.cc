@@ -160,7 +160,8 @@ BENCHMARK(BM_Inject);
 struct IterationCount {
   uint64_t n = 0;
   ~IterationCount() {
-    if (n && std::getenv("PRISM_BENCH_COUNT")) std::fprintf(stderr, "iterations: %llu\n", (unsigned long long)n);
+    if (n && std::getenv("PRISM_BENCH_COUNT"))
+      std::fprintf(stderr, "iterations: %llu\n", (unsigned long long)n);
   }
 } g_proxy_shape_iterations;
 

@@ -147,9 +147,9 @@ class Receiver {
  public:
   Receiver() : out_(MakeTempDir() + "/otlp.jsonl") {
     proc_ = std::make_unique<Process>(
-        "/usr/bin/env",
-        std::vector<std::string>{"node", std::string(PRISM_SOURCE_DIR) + "/tools/interop/receiver.js",
-                                 "--http-port", "0", "--grpc-port", "0", "--out", out_});
+        "/usr/bin/env", std::vector<std::string>{
+                            "node", std::string(PRISM_SOURCE_DIR) + "/tools/interop/receiver.js",
+                            "--http-port", "0", "--grpc-port", "0", "--out", out_});
     std::string line = proc_->WaitForLine("READY", 20s);
     std::smatch m;
     std::regex re("http=(\\d+)");
@@ -198,7 +198,9 @@ TEST(AdaptiveE2E, NormalTrafficKeepsTheRatioShareComplete) {
   ASSERT_GT(receiver.port(), 0) << "is tools/interop/install.sh (make interop-deps) done?";
   Proxy proxy(dir, AdaptiveConfig(), {}, OtlpEnv(receiver));
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
-  Client c(proxy.address());
+  // Dropped before the proxy stops: an idle grpc++ client holds its drain.
+  auto client = std::make_unique<Client>(proxy.address());
+  Client& c = *client;
   constexpr int kN = 3000;
   int with_id = 0;
   for (int i = 0; i < kN; ++i) {
@@ -206,6 +208,17 @@ TEST(AdaptiveE2E, NormalTrafficKeepsTheRatioShareComplete) {
     ASSERT_TRUE(r.status.ok()) << r.status.error_message();
     with_id += !r.trace_id.empty();
   }
+  // An operator reads the counters without stopping anything: SIGUSR1.
+  proxy.process().Signal(SIGUSR1);
+  std::string live;
+  for (int i = 0; i < 100 && live.find("triggers to plugins") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    live = Log(proxy);
+  }
+  EXPECT_NE(live.find("adaptive sampling: traces=" + std::to_string(kN) + " kept(parent=0"),
+            std::string::npos)
+      << live;
+  client.reset();
   ASSERT_EQ(proxy.Stop(), 0) << Log(proxy);
   auto traces = FileTraces(proxy.trace_file());
   // Binomial(3000, 0.01): mean 30, sd 5.45; [3, 58] is mean +- 5 sd.
@@ -225,8 +238,7 @@ TEST(AdaptiveE2E, NormalTrafficKeepsTheRatioShareComplete) {
   std::string log = Log(proxy);
   EXPECT_NE(log.find("adaptive sampling: traces=" + std::to_string(kN) +
                      " kept(parent=0 ratio=" + std::to_string(traces.size()) +
-                     " error=0 slow=0 trigger=0) dropped=" +
-                     std::to_string(kN - traces.size())),
+                     " error=0 slow=0 trigger=0) dropped=" + std::to_string(kN - traces.size())),
             std::string::npos)
       << log;
 }
@@ -237,7 +249,9 @@ TEST(AdaptiveE2E, CallersFlagHonouredAndThresholdRuleForFixedIds) {
   std::string dir = MakeTempDir();
   Proxy proxy(dir, AdaptiveConfig());
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
-  Client c(proxy.address());
+  // Dropped before the proxy stops: an idle grpc++ client holds its drain.
+  auto client = std::make_unique<Client>(proxy.address());
+  Client& c = *client;
   struct Case {
     uint64_t r;
     bool sampled, kept;
@@ -256,6 +270,7 @@ TEST(AdaptiveE2E, CallersFlagHonouredAndThresholdRuleForFixedIds) {
     ASSERT_TRUE(r.status.ok());
     EXPECT_EQ(!r.trace_id.empty(), k.kept) << std::hex << k.r;
   }
+  client.reset();
   ASSERT_EQ(proxy.Stop(), 0);
   auto traces = FileTraces(proxy.trace_file());
   for (const auto& k : cases) {
@@ -279,18 +294,18 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
   std::string dir = MakeTempDir();
   // One token that may read every namespace.
   std::string token = "adaptive-test-token-0123456789abcdef";
-  Proxy proxy(dir,
-              AdaptiveConfig("",
-                             "  b: {plugin: {command: [" + PluginPath() +
-                                 "], settings: {delay-ms: \"400\"}}}\n"
-                                 "auth: {mode: required}\n"
-                                 "tokens:\n"
-                                 "  - name: t\n"
-                                 "    sha256: " +
-                                 prism::proxy::Sha256Hex(token) +
-                                 "\n    rights: {\"*\": read}\n"));
+  Proxy proxy(dir, AdaptiveConfig("", "  b: {plugin: {command: [" + PluginPath() +
+                                          "], settings: {delay-ms: \"400\"}}}\n"
+                                          "auth: {mode: required}\n"
+                                          "tokens:\n"
+                                          "  - name: t\n"
+                                          "    sha256: " +
+                                          prism::proxy::Sha256Hex(token) +
+                                          "\n    rights: {\"*\": read}\n"));
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
-  Client c(proxy.address());
+  // Dropped before the proxy stops: an idle grpc++ client holds its drain.
+  auto client = std::make_unique<Client>(proxy.address());
+  Client& c = *client;
   Result fail = c.Get("a", "fail-1", 5s, "", token);
   EXPECT_EQ(fail.status.error_code(), grpc::StatusCode::INTERNAL);
   Result inner = c.Get("a", "inner-1", 5s, "", token);
@@ -308,6 +323,7 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
   EXPECT_TRUE(normal.status.ok());
   EXPECT_TRUE(normal.trace_id.empty());
   std::this_thread::sleep_for(600ms);  // the overrun plugin call ends
+  client.reset();
   ASSERT_EQ(proxy.Stop(), 0);
   auto traces = FileTraces(proxy.trace_file());
   for (const Result* r : {&fail, &inner, &unknown, &anon, &late}) {
@@ -337,14 +353,21 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
 // keep them).
 TEST(AdaptiveE2E, SlowRequestsAreKeptWholeOnEitherSide) {
   std::string dir = MakeTempDir();
-  Proxy proxy(dir, AdaptiveConfig());
+  // Namespace `lax` has its own, higher threshold (its plugin gets it too).
+  Proxy proxy(
+      dir, AdaptiveConfig("", "  lax: {plugin: {command: [" + PluginPath() + "]}, slow: 10s}\n"));
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
-  Client c(proxy.address());
+  // Dropped before the proxy stops: an idle grpc++ client holds its drain.
+  auto client = std::make_unique<Client>(proxy.address());
+  Client& c = *client;
   Result warm = c.Get("a", "warm");
   ASSERT_TRUE(warm.status.ok());
   Result plugin_slow = c.Get("a", "slow-1");
   ASSERT_TRUE(plugin_slow.status.ok());
   EXPECT_FALSE(plugin_slow.trace_id.empty());
+  Result lax = c.Get("lax", "slow-1", 5s, Traceparent(8, false));
+  ASSERT_TRUE(lax.status.ok());
+  EXPECT_TRUE(lax.trace_id.empty());  // 150 ms is under lax's 10 s
 
   pid_t plugin = proxy.PluginPid("a");
   ASSERT_GT(plugin, 0);
@@ -355,6 +378,7 @@ TEST(AdaptiveE2E, SlowRequestsAreKeptWholeOnEitherSide) {
   Result proxy_slow = pending.get();
   ASSERT_TRUE(proxy_slow.status.ok()) << proxy_slow.status.error_message();
   EXPECT_FALSE(proxy_slow.trace_id.empty());
+  client.reset();
   ASSERT_EQ(proxy.Stop(), 0);
 
   auto traces = FileTraces(proxy.trace_file());
@@ -366,10 +390,12 @@ TEST(AdaptiveE2E, SlowRequestsAreKeptWholeOnEitherSide) {
     EXPECT_GE(server->end_ns - server->start_ns, 100'000'000u);
   }
   // Only the proxy saw the second one slow.
-  const SpanRecord* work = Find(traces[proxy_slow.trace_id], "prism_test_adaptive_plugin", kInternal);
+  const SpanRecord* work =
+      Find(traces[proxy_slow.trace_id], "prism_test_adaptive_plugin", kInternal);
   ASSERT_TRUE(work);
   EXPECT_LT(work->end_ns - work->start_ns, 50'000'000u);
   EXPECT_EQ(traces.count(warm.trace_id), 0u);
+  EXPECT_EQ(traces.count("4bf92f3577b34da6a300000000000008"), 0u);
 }
 
 // A plugin that dies mid-request: the proxy's trace is kept, marked error.
@@ -377,7 +403,9 @@ TEST(AdaptiveE2E, PluginCrashMidRequestKeepsTheProxysTrace) {
   std::string dir = MakeTempDir();
   Proxy proxy(dir, AdaptiveConfig());
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
-  Client c(proxy.address());
+  // Dropped before the proxy stops: an idle grpc++ client holds its drain.
+  auto client = std::make_unique<Client>(proxy.address());
+  Client& c = *client;
   ASSERT_TRUE(c.Get("a", "warm").status.ok());
   pid_t plugin = proxy.PluginPid("a");
   ASSERT_GT(plugin, 0);
@@ -387,6 +415,7 @@ TEST(AdaptiveE2E, PluginCrashMidRequestKeepsTheProxysTrace) {
   Result r = pending.get();
   EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << r.status.error_message();
   ASSERT_FALSE(r.trace_id.empty());
+  client.reset();
   ASSERT_EQ(proxy.Stop(), 0);
   auto traces = FileTraces(proxy.trace_file());
   ASSERT_EQ(traces.count(r.trace_id), 1u);
@@ -396,9 +425,9 @@ TEST(AdaptiveE2E, PluginCrashMidRequestKeepsTheProxysTrace) {
   ASSERT_TRUE(server);
   EXPECT_EQ(server->status_code, 2);
   EXPECT_EQ(Attr(*server, "prism.sampling.reason"), "error");
-  const SpanRecord* client = Find(spans, "prism-proxy", kClient);
-  ASSERT_TRUE(client);
-  EXPECT_EQ(client->status_code, 2);
+  const SpanRecord* call = Find(spans, "prism-proxy", kClient);
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->status_code, 2);
 }
 
 // At the memory bound the plugin evicts whole traces and counts them.
@@ -411,15 +440,19 @@ TEST(AdaptiveE2E, AtTheMemoryBoundTracesAreEvictedWholeAndCounted) {
               {{"OTEL_TRACES_SAMPLER", "prism_adaptive"},
                {"OTEL_TRACES_SAMPLER_ARG", "ratio=0.01,slow_ms=100,buffer_mb=1,wait_ms=10000"}});
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
-  Client c(proxy.address());
+  // Dropped before the proxy stops: an idle grpc++ client holds its drain.
+  auto client = std::make_unique<Client>(proxy.address());
+  Client& c = *client;
   for (int i = 0; i < 3000; ++i) ASSERT_TRUE(c.Get("a", "k" + std::to_string(i)).status.ok());
+  client.reset();
   ASSERT_EQ(proxy.Stop(), 0);
   std::string log = Log(proxy);
   // The shutdown lines of both processes; the plugin's is the one that
   // evicted (the proxy holds a request's spans only while it runs).
   uint64_t evicted = 0, spans = 0, peak = 0;
-  std::regex re("adaptive sampling: .* evicted=(\\d+) evicted_spans=(\\d+) .* "
-                "peak_buffered_bytes=(\\d+)");
+  std::regex re(
+      "adaptive sampling: .* evicted=(\\d+) evicted_spans=(\\d+) .* "
+      "peak_buffered_bytes=(\\d+)");
   int lines = 0;
   for (std::sregex_iterator it(log.begin(), log.end(), re), end; it != end; ++it) {
     ++lines;

@@ -200,7 +200,8 @@ class SamplingService final : public prism::v1::Sampling::Service {
     for (const auto& t : req->traces()) {
       std::array<uint8_t, prism::tracing::TraceId::kSize> bytes;
       std::memcpy(bytes.data(), t.trace_id().data(), bytes.size());
-      adaptive_->Keep(prism::tracing::TraceId(bytes), *prism::tracing::ParseSamplingReason(t.reason()));
+      adaptive_->Keep(prism::tracing::TraceId(bytes),
+                      *prism::tracing::ParseSamplingReason(t.reason()));
     }
     resp->set_accepted(static_cast<uint32_t>(req->traces_size()));
     return grpc::Status::OK;

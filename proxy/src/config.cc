@@ -4,8 +4,8 @@
 
 #include <cctype>
 #include <cerrno>
-#include <cstdio>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -296,7 +296,8 @@ absl::Status ParseTracing(const Parser& p, const YAML::Node& node, TracingConfig
         errno = 0;
         long long mb = std::strtoll(v.c_str(), &end, 10);
         if (v.empty() || *end != '\0' || errno != 0 || mb < 1 || mb > 65536) {
-          return p.Error(b, "tracing.adaptive.buffer_mb", "expected a whole number of MiB, 1-65536");
+          return p.Error(b, "tracing.adaptive.buffer_mb",
+                         "expected a whole number of MiB, 1-65536");
         }
         a.buffer_mb = mb;
       }

@@ -54,9 +54,9 @@ enum class AuthMode {
 
 // tracing.sampler: adaptive (docs/sampling.md).
 struct AdaptiveConfig {
-  double ratio = 0.01;                   // share of the normal traffic kept
-  std::chrono::milliseconds slow{100};   // every request at least this long is kept
-  int64_t buffer_mb = 32;                // undecided spans held, per process
+  double ratio = 0.01;                  // share of the normal traffic kept
+  std::chrono::milliseconds slow{100};  // every request at least this long is kept
+  int64_t buffer_mb = 32;               // undecided spans held, per process
   // OTEL_TRACES_SAMPLER_ARG of prism_adaptive; `slow` overrides the global
   // threshold (a namespace's own).
   std::string SamplerArg(std::optional<std::chrono::milliseconds> slow_override = {}) const;

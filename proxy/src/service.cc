@@ -282,9 +282,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     Finish(s);  // OK sends *response (the plugin's bytes), errors send none
   }
 
-  bool Deferred() const {
-    return deferred_start_ != std::chrono::steady_clock::time_point();
-  }
+  bool Deferred() const { return deferred_start_ != std::chrono::steady_clock::time_point(); }
 
   std::chrono::milliseconds SlowThreshold() const {
     if (backend_) {
@@ -376,8 +374,7 @@ void ProxyService::SendKeep(std::shared_ptr<const Endpoint> endpoint, const pt::
   call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
   triggers_sent_.fetch_add(1, std::memory_order_relaxed);
   call->endpoint->stub->UnaryCall(&call->ctx, "/prism.v1.Sampling/Keep", grpc::StubOptions(),
-                                  &call->request, &call->response,
-                                  [this, call](grpc::Status s) {
+                                  &call->request, &call->response, [this, call](grpc::Status s) {
                                     if (!s.ok()) {
                                       triggers_failed_.fetch_add(1, std::memory_order_relaxed);
                                     }

@@ -5,8 +5,8 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <iterator>
 #include <mutex>
@@ -93,8 +93,7 @@ std::optional<AdaptiveOptions> AdaptiveOptions::Parse(std::string_view arg, std:
       }
     } else {
       if (error) {
-        *error = "unknown key '" + key +
-                 "' (ratio, slow_ms, buffer_mb, wait_ms, timeout_ms, role)";
+        *error = "unknown key '" + key + "' (ratio, slow_ms, buffer_mb, wait_ms, timeout_ms, role)";
       }
       return std::nullopt;
     }

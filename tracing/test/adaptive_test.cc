@@ -24,8 +24,8 @@ TraceId WithRandomness(uint64_t r) {
 
 SpanContext RemoteParent(const TraceId& id, bool sampled) {
   std::array<uint8_t, 8> s{1, 2, 3, 4, 5, 6, 7, 8};
-  return SpanContext(id, SpanId(s),
-                     static_cast<uint8_t>(trace_flags::kRandom | (sampled ? 1 : 0)), true);
+  return SpanContext(id, SpanId(s), static_cast<uint8_t>(trace_flags::kRandom | (sampled ? 1 : 0)),
+                     true);
 }
 
 // One provider with adaptive sampling on simulated time and an in-memory

@@ -107,21 +107,21 @@ struct AdaptiveOptions {
 };
 
 struct AdaptiveCounters {
-  uint64_t traces = 0;          // traces entering this process (local roots started)
-  uint64_t kept_parent = 0;     // kept: the caller sampled them
-  uint64_t kept_ratio = 0;      // kept: the probabilistic share
-  uint64_t kept_error = 0;      // kept: an error
-  uint64_t kept_slow = 0;       // kept: latency (timed-out traces included)
-  uint64_t kept_trigger = 0;    // downstream: kept because the caller said so
-  uint64_t dropped = 0;         // decided not to keep: freed whole
-  uint64_t evicted = 0;         // undecided traces evicted whole at a bound
-  uint64_t evicted_spans = 0;   // their spans
-  uint64_t timed_out = 0;       // undecided traces decided by trace_timeout (in kept_slow)
-  uint64_t late_kept = 0;       // spans that ended after their trace was kept: exported
-  uint64_t late_dropped = 0;    // spans that ended after their trace was dropped: discarded
-  uint64_t unmatched_keeps = 0; // Keep() for a trace with nothing buffered (yet)
-  uint64_t buffered_spans = 0;  // now
-  uint64_t buffered_bytes = 0;  // now (estimated)
+  uint64_t traces = 0;           // traces entering this process (local roots started)
+  uint64_t kept_parent = 0;      // kept: the caller sampled them
+  uint64_t kept_ratio = 0;       // kept: the probabilistic share
+  uint64_t kept_error = 0;       // kept: an error
+  uint64_t kept_slow = 0;        // kept: latency (timed-out traces included)
+  uint64_t kept_trigger = 0;     // downstream: kept because the caller said so
+  uint64_t dropped = 0;          // decided not to keep: freed whole
+  uint64_t evicted = 0;          // undecided traces evicted whole at a bound
+  uint64_t evicted_spans = 0;    // their spans
+  uint64_t timed_out = 0;        // undecided traces decided by trace_timeout (in kept_slow)
+  uint64_t late_kept = 0;        // spans that ended after their trace was kept: exported
+  uint64_t late_dropped = 0;     // spans that ended after their trace was dropped: discarded
+  uint64_t unmatched_keeps = 0;  // Keep() for a trace with nothing buffered (yet)
+  uint64_t buffered_spans = 0;   // now
+  uint64_t buffered_bytes = 0;   // now (estimated)
   uint64_t peak_buffered_bytes = 0;
   // One line: "traces=... kept(parent=... ratio=... error=... slow=...) ..."
   std::string ToString() const;
