@@ -205,6 +205,8 @@ constexpr size_t kShards = 16;
 // caller's. A forgotten drop lets such a span start an orphan that the
 // trace timeout later keeps as "slow" (counted in timed_out).
 constexpr size_t kDropSlots = 2048;
+// Map nodes of decided traces kept for reuse, per shard.
+constexpr size_t kSpareNodes = 64;
 
 uint64_t IdLow64(const TraceId& id) {
   uint64_t lo;
@@ -218,6 +220,7 @@ struct Shard {
   std::deque<Expiry> pending_order;  // by creation (lazy: entries may be decided)
   std::deque<Expiry> kept_order;     // kept decisions, for forgetting
   std::array<uint64_t, kDropSlots> dropped_ids{};
+  std::vector<std::unordered_map<TraceId, Entry, TraceIdHash>::node_type> spare;
 
   size_t DropSlot(uint64_t lo) const { return (lo >> 8) % kDropSlots; }
   void RememberDrop(const TraceId& id) {
@@ -288,15 +291,34 @@ struct AdaptiveSampling::State {
 
   using Map = std::unordered_map<TraceId, Entry, TraceIdHash>;
 
-  // Moves the spans of `e` to `out`: the vector itself when `out` is empty
-  // (no allocation: the common case), else one by one.
+  // Moves the spans of `e` to `out`; `e` keeps its vector's capacity.
   static void TakeSpans(Entry& e, std::vector<SpanPtr>& out) {
-    if (out.empty()) {
-      out.swap(e.spans);
+    for (auto& span : e.spans) out.push_back(std::move(span));
+    e.spans.clear();
+  }
+
+  // A new pending entry for `id` (shard locked), from the shard's spare
+  // nodes when it has one: a request costs no map-node or span-vector
+  // allocation once the shard is warm.
+  Map::iterator NewEntryLocked(Shard& sh, const TraceId& id, int64_t now) {
+    Map::iterator it;
+    if (!sh.spare.empty()) {
+      Map::node_type node = std::move(sh.spare.back());
+      sh.spare.pop_back();
+      node.key() = id;
+      Entry& e = node.mapped();
+      e.state = Decision::kPending;
+      e.reason = SamplingReason::kNone;
+      e.root_ended = false;
+      e.wait_until_ns = 0;
+      e.bytes = 0;
+      it = sh.traces.insert(std::move(node)).position;
     } else {
-      for (auto& span : e.spans) out.push_back(std::move(span));
+      it = sh.traces.try_emplace(id).first;
+      it->second.spans.reserve(4);
     }
-    e.spans = std::vector<SpanPtr>();
+    it->second.created_ns = now;
+    return it;
   }
 
   // Keeps the trace of `it` (shard locked); its spans move to `out`.
@@ -318,7 +340,8 @@ struct AdaptiveSampling::State {
     Unbuffer(e);
     TakeSpans(e, out);
     sh.RememberDrop(it->first);
-    sh.traces.erase(it);
+    Map::node_type node = sh.traces.extract(it);
+    if (sh.spare.size() < kSpareNodes) sh.spare.push_back(std::move(node));
   }
 
   static int64_t Ms(std::chrono::milliseconds d) { return d.count() * 1'000'000; }
@@ -347,7 +370,10 @@ struct AdaptiveSampling::State {
     const bool root = IsLocalRoot(*span);
     const bool error = span->status == StatusCode::kError;
     Shard& sh = ShardOf(id);
-    std::vector<SpanPtr> out;
+    // The spans this call decides, handed on or freed after the lock; one
+    // vector per thread, so that costs no allocation either. (Export never
+    // comes back here: the exporters' pipeline is not adaptive.)
+    thread_local std::vector<SpanPtr> out;
     SamplingReason out_reason = SamplingReason::kNone;
     {
       std::lock_guard<std::mutex> lock(sh.mu);
@@ -359,9 +385,7 @@ struct AdaptiveSampling::State {
           it = sh.traces.end();
         } else {
           const int64_t now = Now();
-          it = sh.traces.try_emplace(id).first;
-          it->second.created_ns = now;
-          it->second.spans.reserve(4);
+          it = NewEntryLocked(sh, id, now);
           sh.pending_order.push_back({id, now});
         }
       }
@@ -413,7 +437,10 @@ struct AdaptiveSampling::State {
     if (out_reason != SamplingReason::kNone) {
       Export(out, out_reason);
     } else {
-      out.clear();  // dropped: freed without the lock
+      // Dropped: freed without the lock, the records kept for this
+      // thread's next spans.
+      for (auto& s : out) internal::RecycleSpanData(std::move(s));
+      out.clear();
     }
     if (static_cast<size_t>(buffered_bytes.load(std::memory_order_relaxed)) >
         options.buffer_bytes) {
@@ -468,8 +495,7 @@ struct AdaptiveSampling::State {
         // have not ended - those follow the decision when they end.
         unmatched_keeps.fetch_add(1, std::memory_order_relaxed);
         if (sh.WasDropped(id)) return;  // a drop is final
-        it = sh.traces.try_emplace(id).first;
-        it->second.created_ns = Now();
+        it = NewEntryLocked(sh, id, Now());
       } else if (it->second.state != Decision::kPending) {
         return;  // kept already
       } else if (it->second.spans.empty()) {

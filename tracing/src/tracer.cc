@@ -47,13 +47,13 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
     return Span(std::move(context));
   }
 
-  auto data = std::make_unique<SpanData>();
+  std::unique_ptr<SpanData> data = internal::NewSpanData();
   data->context = std::move(context);
   if (has_parent) {
     data->parent_span_id = parent.span_id();
     data->parent_is_remote = parent.IsRemote();
   }
-  data->name = std::string(name);
+  data->name.assign(name);  // a recycled record keeps its capacity
   data->kind = options.kind;
   const internal::ClockReading now = internal::Now();
   const int64_t steady = now.steady_nanos;
