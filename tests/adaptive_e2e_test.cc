@@ -69,11 +69,14 @@ class Client {
 
 std::string PluginPath() { return PRISM_ADAPTIVE_PLUGIN; }
 
-std::string AdaptiveConfig(const std::string& extra_tracing = "", const std::string& extra = "") {
+// `slow`: 60 s unless the test is about latency - a loaded CI machine has
+// 100 ms calls, and those would be kept for being slow.
+std::string AdaptiveConfig(const std::string& extra_tracing = "", const std::string& extra = "",
+                           const std::string& slow = "60s") {
   return "tracing:\n"
          "  sampler: adaptive\n"
-         "  adaptive: {ratio: 0.01, slow: 100ms" +
-         extra_tracing +
+         "  adaptive: {ratio: 0.01, slow: " +
+         slow + extra_tracing +
          "}\n"
          "namespaces:\n"
          "  a: {plugin: {command: [" +
@@ -141,6 +144,10 @@ std::string Traceparent(uint64_t randomness, bool sampled) {
   return std::string("00-") + id + "-00f067aa0ba902b7-" + (sampled ? "03" : "02");
 }
 
+// A caller's unsampled context whose trace id is far below the 1 % share:
+// what such a request's trace becomes is decided by errors and latency only.
+std::string Unsampled(uint64_t randomness) { return Traceparent(randomness, false); }
+
 // An OTLP/HTTP receiver that is not ours: tools/interop/receiver.js decodes
 // with the OpenTelemetry JS project's generated protobuf code.
 class Receiver {
@@ -196,6 +203,8 @@ TEST(AdaptiveE2E, NormalTrafficKeepsTheRatioShareComplete) {
   std::string dir = MakeTempDir();
   Receiver receiver;
   ASSERT_GT(receiver.port(), 0) << "is tools/interop/install.sh (make interop-deps) done?";
+  // Latency out of the way (a loaded CI machine has 100 ms calls): this
+  // test is about the share.
   Proxy proxy(dir, AdaptiveConfig(), {}, OtlpEnv(receiver));
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
   // Dropped before the proxy stops: an idle grpc++ client holds its drain.
@@ -306,13 +315,13 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
   // Dropped before the proxy stops: an idle grpc++ client holds its drain.
   auto client = std::make_unique<Client>(proxy.address());
   Client& c = *client;
-  Result fail = c.Get("a", "fail-1", 5s, "", token);
+  Result fail = c.Get("a", "fail-1", 5s, Unsampled(0x21), token);
   EXPECT_EQ(fail.status.error_code(), grpc::StatusCode::INTERNAL);
-  Result inner = c.Get("a", "inner-1", 5s, "", token);
+  Result inner = c.Get("a", "inner-1", 5s, Unsampled(0x22), token);
   EXPECT_TRUE(inner.status.ok());
-  Result unknown = c.Get("nope", "k", 5s, "", token);
+  Result unknown = c.Get("nope", "k", 5s, Unsampled(0x23), token);
   EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::NOT_FOUND);
-  Result anon = c.Get("a", "k", 5s, "", "");
+  Result anon = c.Get("a", "k", 5s, Unsampled(0x24), "");
   EXPECT_EQ(anon.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   // The caller's own timer ends this call, so it gets no x-trace-id: it
   // names the trace itself (unsampled, far below the 1 % threshold).
@@ -354,15 +363,16 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
 TEST(AdaptiveE2E, SlowRequestsAreKeptWholeOnEitherSide) {
   std::string dir = MakeTempDir();
   // Namespace `lax` has its own, higher threshold (its plugin gets it too).
-  Proxy proxy(
-      dir, AdaptiveConfig("", "  lax: {plugin: {command: [" + PluginPath() + "]}, slow: 10s}\n"));
+  Proxy proxy(dir,
+              AdaptiveConfig("", "  lax: {plugin: {command: [" + PluginPath() + "]}, slow: 10s}\n",
+                             "100ms"));
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
   // Dropped before the proxy stops: an idle grpc++ client holds its drain.
   auto client = std::make_unique<Client>(proxy.address());
   Client& c = *client;
   Result warm = c.Get("a", "warm");
   ASSERT_TRUE(warm.status.ok());
-  Result plugin_slow = c.Get("a", "slow-1");
+  Result plugin_slow = c.Get("a", "slow-1", 5s, Unsampled(0x31));
   ASSERT_TRUE(plugin_slow.status.ok());
   EXPECT_FALSE(plugin_slow.trace_id.empty());
   Result lax = c.Get("lax", "slow-1", 5s, Traceparent(8, false));
@@ -372,10 +382,13 @@ TEST(AdaptiveE2E, SlowRequestsAreKeptWholeOnEitherSide) {
   pid_t plugin = proxy.PluginPid("a");
   ASSERT_GT(plugin, 0);
   ASSERT_EQ(kill(plugin, SIGSTOP), 0);
-  auto pending = std::async(std::launch::async, [&] { return c.Get("a", "fast-but-waited"); });
-  std::this_thread::sleep_for(200ms);
+  auto sent = std::chrono::steady_clock::now();
+  auto pending = std::async(std::launch::async,
+                            [&] { return c.Get("a", "fast-but-waited", 5s, Unsampled(0x32)); });
+  std::this_thread::sleep_for(400ms);  // ample for the call to reach the proxy
   ASSERT_EQ(kill(plugin, SIGCONT), 0);
   Result proxy_slow = pending.get();
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 300ms);
   ASSERT_TRUE(proxy_slow.status.ok()) << proxy_slow.status.error_message();
   EXPECT_FALSE(proxy_slow.trace_id.empty());
   client.reset();
@@ -394,7 +407,6 @@ TEST(AdaptiveE2E, SlowRequestsAreKeptWholeOnEitherSide) {
       Find(traces[proxy_slow.trace_id], "prism_test_adaptive_plugin", kInternal);
   ASSERT_TRUE(work);
   EXPECT_LT(work->end_ns - work->start_ns, 50'000'000u);
-  EXPECT_EQ(traces.count(warm.trace_id), 0u);
   EXPECT_EQ(traces.count("4bf92f3577b34da6a300000000000008"), 0u);
 }
 
@@ -409,7 +421,8 @@ TEST(AdaptiveE2E, PluginCrashMidRequestKeepsTheProxysTrace) {
   ASSERT_TRUE(c.Get("a", "warm").status.ok());
   pid_t plugin = proxy.PluginPid("a");
   ASSERT_GT(plugin, 0);
-  auto pending = std::async(std::launch::async, [&] { return c.Get("a", "slow-crash"); });
+  auto pending =
+      std::async(std::launch::async, [&] { return c.Get("a", "slow-crash", 5s, Unsampled(0x41)); });
   std::this_thread::sleep_for(50ms);
   ASSERT_EQ(kill(plugin, SIGKILL), 0);
   Result r = pending.get();
@@ -438,7 +451,7 @@ TEST(AdaptiveE2E, AtTheMemoryBoundTracesAreEvictedWholeAndCounted) {
   // normal traffic, never comes - so it must evict.
   Proxy proxy(dir, "namespaces:\n  a: {plugin: {command: [" + PluginPath() + "]}}\n", {},
               {{"OTEL_TRACES_SAMPLER", "prism_adaptive"},
-               {"OTEL_TRACES_SAMPLER_ARG", "ratio=0.01,slow_ms=100,buffer_mb=1,wait_ms=10000"}});
+               {"OTEL_TRACES_SAMPLER_ARG", "ratio=0.01,slow_ms=60000,buffer_mb=1,wait_ms=10000"}});
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
   // Dropped before the proxy stops: an idle grpc++ client holds its drain.
   auto client = std::make_unique<Client>(proxy.address());
