@@ -116,7 +116,8 @@ run() {  # round path concurrency
   local c0 c1 j
   c0=$(cpu_of "${PID[$2]}")
   # shellcheck disable=SC2086 # EXTRA holds separate arguments
-  j=$("$BIN/prism-loadgen" -a "${ADDR[$2]}" -c "$3" -d "$DURATION" -w 0.3 --no-set --op "$OP" --json ${EXTRA[$2]:-})
+  j=$("$BIN/prism-loadgen" -a "${ADDR[$2]}" -c "$3" -d "$DURATION" -w 0.3 --no-set --op "$OP" --json ${EXTRA[$2]:-}) ||
+    { echo "bench-proxy: prism-loadgen failed on path $2: $j" >&2; exit 1; }
   c1=$(cpu_of "${PID[$2]}")
   # The CPU ticks cover the warm-up too: count its calls at the measured rate.
   python3 -c 'import json,sys; j=json.loads(sys.argv[1]); d=float(sys.argv[6]); print("\t".join(sys.argv[2:5]+[str(j["calls_per_sec"]),str(j["p50_us"]),str(j["p99_us"]),sys.argv[5],str(int(j["calls"]*(d+0.3)/d)),str(j["client_cpu_us_per_call"])]))' \
@@ -209,6 +210,15 @@ for label, xs, f in (
 print("\nServer CPU = CPU time of the server processes (proxy + its plugin, or memstore alone) per call;"
       " loadgen CPU = the load generator's own (warm-up included).")
 PY
+if [ "$BACKEND" = redis ]; then
+  # CLIENT SETNAME is per connection: its count stays at the connections
+  # made, whatever the number of calls.
+  STATS=$(redis-cli -p "$RPORT" info commandstats | tr -d '\r')
+  calls() { echo "$STATS" | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p"; }
+  printf '\nRedis INFO commandstats over the whole run: %s %s calls, %s client|setname calls (%s connections).\n' \
+    "$(calls "$OP")" "$(echo "$OP" | tr a-z A-Z)" "$(calls 'client|setname')" \
+    "$(redis-cli -p "$RPORT" info stats | tr -d '\r' | sed -n 's/^total_connections_received://p')" >>"$TABLE"
+fi
 echo
 cat "$TABLE"
 if [ "$RECORD" = 1 ]; then

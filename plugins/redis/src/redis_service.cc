@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <vector>
 
@@ -130,9 +131,14 @@ struct RedisService::Call {
   // Turns the (non-error) reply into the response; the span is still open.
   std::function<grpc::Status(const redisReply&, DbSpan&)> on_reply;
 
+  std::deque<std::string> keys;  // the Redis keys argv points into (stable addresses)
+
   void Add(std::string_view arg) {
     argv.push_back(arg.data());
     lens.push_back(arg.size());
+  }
+  void AddKey(std::string_view ns, std::string_view key) {
+    Add(keys.emplace_back(RedisKey(ns, key)));
   }
   std::string_view command() const { return std::string_view(argv[0], lens[0]); }
 };
@@ -326,29 +332,28 @@ grpc::Status Unexpected(std::string_view command, const redisReply& r) {
 }
 }  // namespace
 
-// Validates, checks the deadline, takes a connection (a pool.acquire span)
-// and runs `body` with `call` prepared.
-#define PRISM_REDIS_CALL(ctx, req, body)                                             \
-  do {                                                                               \
-    if (grpc::Status st = prism::plugin::Validate(*(req)); !st.ok()) return st;      \
-    if (grpc::Status st = prism::plugin::CheckDeadline(*(ctx)); !st.ok()) return st; \
-    SpanContext parent = prism::grpc_tracing::ServerSpanContext(ctx);                \
-    auto lease = pool_->Acquire(parent, (ctx)->deadline());                          \
-    if (!lease.ok()) return prism::plugin::ToGrpcStatus(lease.status());             \
-    Call call;                                                                       \
-    call.ctx = ctx;                                                                  \
-    call.parent = parent;                                                            \
-    call.conn = lease->get();                                                        \
-    body                                                                             \
-  } while (0)
+// Validates, checks the deadline, takes a connection (a pool.acquire span),
+// lets `fill` add the command and its reply handler, and runs it.
+template <typename Request, typename Fill>
+grpc::Status RedisService::Serve(grpc::ServerContext* ctx, const Request& req, Fill&& fill) {
+  if (grpc::Status st = prism::plugin::Validate(req); !st.ok()) return st;
+  if (grpc::Status st = prism::plugin::CheckDeadline(*ctx); !st.ok()) return st;
+  Call call;
+  call.ctx = ctx;
+  call.parent = prism::grpc_tracing::ServerSpanContext(ctx);
+  auto lease = pool_->Acquire(call.parent, ctx->deadline());
+  if (!lease.ok()) return prism::plugin::ToGrpcStatus(lease.status());
+  call.conn = lease->get();
+  fill(call);
+  return Run(call);
+}
 
 grpc::Status RedisService::Get(grpc::ServerContext* ctx, const prism::v1::GetRequest* req,
                                prism::v1::GetResponse* resp) {
-  PRISM_REDIS_CALL(ctx, req, {
-    std::string key = RedisKey(req->namespace_(), req->key());
+  return Serve(ctx, *req, [&](Call& call) {
     call.Add("GET");
-    call.Add(key);
-    call.on_reply = [&](const redisReply& r, DbSpan& span) {
+    call.AddKey(req->namespace_(), req->key());
+    call.on_reply = [resp](const redisReply& r, DbSpan& span) {
       if (r.type == REDIS_REPLY_NIL) {
         resp->set_found(false);
       } else if (r.type == REDIS_REPLY_STRING) {
@@ -360,53 +365,46 @@ grpc::Status RedisService::Get(grpc::ServerContext* ctx, const prism::v1::GetReq
       span.SetReturnedRows(resp->found() ? 1 : 0);
       return grpc::Status::OK;
     };
-    return Run(call);
   });
 }
 
 grpc::Status RedisService::Set(grpc::ServerContext* ctx, const prism::v1::SetRequest* req,
                                prism::v1::SetResponse*) {
-  PRISM_REDIS_CALL(ctx, req, {
-    std::string key = RedisKey(req->namespace_(), req->key());
+  return Serve(ctx, *req, [&](Call& call) {
     call.Add("SET");
-    call.Add(key);
+    call.AddKey(req->namespace_(), req->key());
     call.Add(req->value());
     call.values = ValueArgs::kThird;
-    call.on_reply = [&](const redisReply& r, DbSpan&) {
+    call.on_reply = [](const redisReply& r, DbSpan&) {
       return r.type == REDIS_REPLY_STATUS ? grpc::Status::OK : Unexpected("SET", r);
     };
-    return Run(call);
   });
 }
 
 grpc::Status RedisService::Delete(grpc::ServerContext* ctx, const prism::v1::DeleteRequest* req,
                                   prism::v1::DeleteResponse* resp) {
-  PRISM_REDIS_CALL(ctx, req, {
-    std::string key = RedisKey(req->namespace_(), req->key());
+  return Serve(ctx, *req, [&](Call& call) {
     call.Add("DEL");
-    call.Add(key);
-    call.on_reply = [&](const redisReply& r, DbSpan&) {
+    call.AddKey(req->namespace_(), req->key());
+    call.on_reply = [resp](const redisReply& r, DbSpan&) {
       if (r.type != REDIS_REPLY_INTEGER) return Unexpected("DEL", r);
       resp->set_deleted(r.integer > 0);
       return grpc::Status::OK;
     };
-    return Run(call);
   });
 }
 
 grpc::Status RedisService::Exists(grpc::ServerContext* ctx, const prism::v1::ExistsRequest* req,
                                   prism::v1::ExistsResponse* resp) {
-  PRISM_REDIS_CALL(ctx, req, {
-    std::string key = RedisKey(req->namespace_(), req->key());
+  return Serve(ctx, *req, [&](Call& call) {
     call.Add("EXISTS");
-    call.Add(key);
-    call.on_reply = [&](const redisReply& r, DbSpan& span) {
+    call.AddKey(req->namespace_(), req->key());
+    call.on_reply = [resp](const redisReply& r, DbSpan& span) {
       if (r.type != REDIS_REPLY_INTEGER) return Unexpected("EXISTS", r);
       resp->set_exists(r.integer > 0);
       span.SetReturnedRows(resp->exists() ? 1 : 0);
       return grpc::Status::OK;
     };
-    return Run(call);
   });
 }
 
@@ -414,15 +412,13 @@ grpc::Status RedisService::Exists(grpc::ServerContext* ctx, const prism::v1::Exi
 // trip, and atomic, since Redis runs a command alone (see docs/plugins.md).
 grpc::Status RedisService::BatchGet(grpc::ServerContext* ctx, const prism::v1::BatchGetRequest* req,
                                     prism::v1::BatchGetResponse* resp) {
-  PRISM_REDIS_CALL(ctx, req, {
-    std::vector<std::string> keys;
-    keys.reserve(req->keys_size());
-    for (const auto& k : req->keys()) keys.push_back(RedisKey(req->namespace_(), k));
+  return Serve(ctx, *req, [&](Call& call) {
     call.Add("MGET");
-    for (const auto& k : keys) call.Add(k);
+    for (const auto& k : req->keys()) call.AddKey(req->namespace_(), k);
     call.batch = req->keys_size();
-    call.on_reply = [&](const redisReply& r, DbSpan& span) {
-      if (r.type != REDIS_REPLY_ARRAY || r.elements != keys.size()) return Unexpected("MGET", r);
+    call.on_reply = [resp, n = static_cast<size_t>(req->keys_size())](const redisReply& r,
+                                                                      DbSpan& span) {
+      if (r.type != REDIS_REPLY_ARRAY || r.elements != n) return Unexpected("MGET", r);
       int64_t rows = 0;
       for (size_t i = 0; i < r.elements; ++i) {
         const redisReply& e = *r.element[i];
@@ -439,46 +435,37 @@ grpc::Status RedisService::BatchGet(grpc::ServerContext* ctx, const prism::v1::B
       span.SetReturnedRows(rows);
       return grpc::Status::OK;
     };
-    return Run(call);
   });
 }
 
 grpc::Status RedisService::BatchSet(grpc::ServerContext* ctx, const prism::v1::BatchSetRequest* req,
                                     prism::v1::BatchSetResponse*) {
-  PRISM_REDIS_CALL(ctx, req, {
-    std::vector<std::string> keys;
-    keys.reserve(req->items_size());
-    for (const auto& it : req->items()) keys.push_back(RedisKey(req->namespace_(), it.key()));
+  return Serve(ctx, *req, [&](Call& call) {
     call.Add("MSET");
-    for (int i = 0; i < req->items_size(); ++i) {
-      call.Add(keys[i]);
-      call.Add(req->items(i).value());
+    for (const auto& it : req->items()) {
+      call.AddKey(req->namespace_(), it.key());
+      call.Add(it.value());
     }
     call.values = ValueArgs::kEverySecondFromThird;
     call.batch = req->items_size();
-    call.on_reply = [&](const redisReply& r, DbSpan&) {
+    call.on_reply = [](const redisReply& r, DbSpan&) {
       return r.type == REDIS_REPLY_STATUS ? grpc::Status::OK : Unexpected("MSET", r);
     };
-    return Run(call);
   });
 }
 
 grpc::Status RedisService::BatchDelete(grpc::ServerContext* ctx,
                                        const prism::v1::BatchDeleteRequest* req,
                                        prism::v1::BatchDeleteResponse* resp) {
-  PRISM_REDIS_CALL(ctx, req, {
-    std::vector<std::string> keys;
-    keys.reserve(req->keys_size());
-    for (const auto& k : req->keys()) keys.push_back(RedisKey(req->namespace_(), k));
+  return Serve(ctx, *req, [&](Call& call) {
     call.Add("DEL");
-    for (const auto& k : keys) call.Add(k);
+    for (const auto& k : req->keys()) call.AddKey(req->namespace_(), k);
     call.batch = req->keys_size();
-    call.on_reply = [&](const redisReply& r, DbSpan&) {
+    call.on_reply = [resp](const redisReply& r, DbSpan&) {
       if (r.type != REDIS_REPLY_INTEGER) return Unexpected("DEL", r);
       resp->set_deleted(r.integer);
       return grpc::Status::OK;
     };
-    return Run(call);
   });
 }
 

@@ -76,6 +76,8 @@ class RedisService final : public prism::v1::KeyValue::Service {
   absl::Status Connect(Connection& c, std::chrono::steady_clock::time_point deadline,
                        const prism::tracing::SpanContext& parent);
   grpc::Status Run(Call& call);
+  template <typename Request, typename Fill>
+  grpc::Status Serve(grpc::ServerContext* ctx, const Request& req, Fill&& fill);
 
   RedisOptions o_;
   std::string db_text_;  // db.namespace

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "kv_calls.h"
 #include "prism/plugin/validation.h"
 #include "prism/v1/kv.grpc.pb.h"
 #include "redis_command.h"
@@ -75,25 +76,13 @@ class ThroughProxy : public ::testing::Test {
     return code;
   }
 
-  static std::unique_ptr<grpc::ClientContext> Ctx(std::chrono::milliseconds d = 5s) {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + d);
-    return c;
-  }
+  static std::unique_ptr<grpc::ClientContext> Ctx() { return rt::CallContext(5s); }
   grpc::Status Set(const std::string& key, const std::string& value) {
-    prism::v1::SetRequest req;
-    req.set_namespace_("cache");
-    req.set_key(key);
-    req.set_value(value);
-    prism::v1::SetResponse resp;
-    return stub_->Set(Ctx().get(), req, &resp);
+    return rt::KvSet(*stub_, "cache", key, value);
   }
   grpc::Status Get(const std::string& key, prism::v1::GetResponse* resp,
                    std::chrono::milliseconds d = 5s) {
-    prism::v1::GetRequest req;
-    req.set_namespace_("cache");
-    req.set_key(key);
-    return stub_->Get(Ctx(d).get(), req, resp);
+    return rt::KvGet(*stub_, "cache", key, resp, d);
   }
 
   // Runs the prism CLI; stdout in `out`, exit code returned.
@@ -128,10 +117,8 @@ TEST_F(ThroughProxy, HostileKeysAndValuesRoundTripAndRedisSeesExactlyThem) {
       {"\xe2\x9c\x93 utf-8", "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n"},
       {std::string(prism::plugin::kMaxKeyBytes, 'K'), mib},
   };
-  auto mon = redis_.Connect();
-  ASSERT_TRUE(mon);
-  auto ok = rt::RedisServer::Command(mon.get(), {"MONITOR"});
-  ASSERT_TRUE(ok && ok->type == REDIS_REPLY_STATUS);
+  rt::Monitor mon(redis_);
+  ASSERT_TRUE(mon.ok());
   std::vector<std::vector<std::string>> want;
   for (const auto& [k, v] : items) {
     grpc::Status st = Set(k, v);
@@ -180,25 +167,13 @@ TEST_F(ThroughProxy, HostileKeysAndValuesRoundTripAndRedisSeesExactlyThem) {
   std::vector<std::string> dels = {"DEL"};
   for (const auto& [k, v] : items) dels.push_back(RedisKey("cache", k));
   want.push_back(dels);
-  auto marker = redis_.Connect();
-  rt::RedisServer::Command(marker.get(), {"ECHO", "end-of-test"});
-
   // The plugin's connections: every command from them, nothing else.
-  std::vector<std::vector<std::string>> got;
-  for (;;) {
-    void* raw = nullptr;
-    ASSERT_EQ(redisGetReply(mon.get(), &raw), REDIS_OK) << mon->errstr;
-    rt::Reply line(static_cast<redisReply*>(raw));
-    ASSERT_EQ(line->type, REDIS_REPLY_STATUS);
-    rt::MonitoredCommand m;
-    std::string text(line->str, line->len);
-    ASSERT_TRUE(rt::ParseMonitorLine(text, &m)) << text.substr(0, 200);
-    if (m.argv.size() == 2 && m.argv[0] == "ECHO" && m.argv[1] == "end-of-test") break;
-    got.push_back(m.argv);
-  }
+  std::vector<rt::MonitoredCommand> got;
+  std::string error;
+  ASSERT_TRUE(mon.Collect(&got, &error)) << error;
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
-    EXPECT_TRUE(got[i] == want[i]) << "command " << i << " differs: " << got[i][0];
+    EXPECT_TRUE(got[i].argv == want[i]) << "command " << i << " differs: " << got[i].argv[0];
   }
 }
 

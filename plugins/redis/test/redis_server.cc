@@ -216,4 +216,36 @@ bool ParseMonitorLine(const std::string& line, MonitoredCommand* out) {
   return true;
 }
 
+Monitor::Monitor(const RedisServer& server) : server_(server), conn_(server.Connect()) {
+  if (!conn_) return;
+  Reply r = RedisServer::Command(conn_.get(), {"MONITOR"});
+  ok_ = r && r->type == REDIS_REPLY_STATUS;
+}
+
+bool Monitor::Collect(std::vector<MonitoredCommand>* out, std::string* error) {
+  out->clear();
+  const std::string marker = "prism-test-monitor-marker";
+  Client other = server_.Connect();
+  if (!other || !RedisServer::Command(other.get(), {"ECHO", marker})) {
+    *error = "cannot send the marker";
+    return false;
+  }
+  for (;;) {
+    void* raw = nullptr;
+    if (redisGetReply(conn_.get(), &raw) != REDIS_OK) {
+      *error = std::string("MONITOR read failed: ") + conn_->errstr;
+      return false;
+    }
+    Reply line(static_cast<redisReply*>(raw));
+    std::string text = line->type == REDIS_REPLY_STATUS ? std::string(line->str, line->len) : "";
+    MonitoredCommand m;
+    if (!ParseMonitorLine(text, &m)) {
+      *error = "not a MONITOR line: " + text.substr(0, 200);
+      return false;
+    }
+    if (m.argv.size() == 2 && m.argv[0] == "ECHO" && m.argv[1] == marker) return true;
+    out->push_back(std::move(m));
+  }
+}
+
 }  // namespace prism::redis::testing

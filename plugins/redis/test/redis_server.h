@@ -76,4 +76,20 @@ struct MonitoredCommand {
 };
 bool ParseMonitorLine(const std::string& line, MonitoredCommand* out);
 
+// A MONITOR session on its own connection, from construction on.
+class Monitor {
+ public:
+  explicit Monitor(const RedisServer& server);
+  bool ok() const { return ok_; }
+  // Every command the server ran since construction (or the last Collect):
+  // sends a marker (ECHO) from another connection and reads up to it.
+  // False with `error` set on a read or parse failure.
+  bool Collect(std::vector<MonitoredCommand>* out, std::string* error);
+
+ private:
+  const RedisServer& server_;
+  Client conn_;
+  bool ok_ = false;
+};
+
 }  // namespace prism::redis::testing

@@ -11,6 +11,7 @@
 #include <regex>
 #include <thread>
 
+#include "kv_calls.h"
 #include "prism/grpc_tracing/client.h"
 #include "prism/grpc_tracing/server.h"
 #include "prism/plugin/validation.h"
@@ -162,26 +163,15 @@ class RedisInProcess : public ::testing::Test {
   }
 
   static std::unique_ptr<grpc::ClientContext> Ctx(std::chrono::milliseconds d = 5s) {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + d);
-    return c;
+    return rt::CallContext(d);
   }
-
   grpc::Status Set(const std::string& ns, const std::string& key, const std::string& value,
                    std::chrono::milliseconds d = 5s) {
-    prism::v1::SetRequest req;
-    req.set_namespace_(ns);
-    req.set_key(key);
-    req.set_value(value);
-    prism::v1::SetResponse resp;
-    return stub_->Set(Ctx(d).get(), req, &resp);
+    return rt::KvSet(*stub_, ns, key, value, d);
   }
   grpc::Status Get(const std::string& ns, const std::string& key, prism::v1::GetResponse* resp,
                    std::chrono::milliseconds d = 5s) {
-    prism::v1::GetRequest req;
-    req.set_namespace_(ns);
-    req.set_key(key);
-    return stub_->Get(Ctx(d).get(), req, resp);
+    return rt::KvGet(*stub_, ns, key, resp, d);
   }
 
   rt::RedisServer redis_;
@@ -366,10 +356,8 @@ TEST_F(RedisInProcess, BatchesAreOneCommandWithTheBatchSize) {
 // MONITOR and compared argument by argument (a `trace_id <id>` appended, a
 // key rewritten, an extra command: each fails this).
 TEST_F(RedisInProcess, MonitorShowsExactlyTheIntendedCommands) {
-  auto mon = redis_.Connect();
-  ASSERT_TRUE(mon);
-  auto ok = rt::RedisServer::Command(mon.get(), {"MONITOR"});
-  ASSERT_TRUE(ok && ok->type == REDIS_REPLY_STATUS);
+  rt::Monitor mon(redis_);
+  ASSERT_TRUE(mon.ok());
   auto keys = HostileKeys();
   keys.pop_back();  // the 4 KiB one is covered above; keep the log small
   std::vector<std::vector<std::string>> want;
@@ -418,25 +406,14 @@ TEST_F(RedisInProcess, MonitorShowsExactlyTheIntendedCommands) {
   prism::v1::BatchDeleteResponse bdel_resp;
   ASSERT_TRUE(stub_->BatchDelete(Ctx().get(), bdel, &bdel_resp).ok());
   want.push_back({"DEL", "2:ns:x", "2:ns:y"});
-  // A marker from the monitoring side ends the stream to compare.
-  auto marker = redis_.Connect();
-  rt::RedisServer::Command(marker.get(), {"ECHO", "end-of-test"});
-
-  std::vector<std::vector<std::string>> got;
-  for (;;) {
-    void* raw = nullptr;
-    ASSERT_EQ(redisGetReply(mon.get(), &raw), REDIS_OK) << mon->errstr;
-    rt::Reply line(static_cast<redisReply*>(raw));
-    ASSERT_EQ(line->type, REDIS_REPLY_STATUS);
-    rt::MonitoredCommand m;
-    std::string text(line->str, line->len);
-    ASSERT_TRUE(rt::ParseMonitorLine(text, &m)) << text;
-    if (m.argv.size() == 2 && m.argv[0] == "ECHO" && m.argv[1] == "end-of-test") break;
-    EXPECT_EQ(m.db, 0);
-    got.push_back(m.argv);
-  }
+  std::vector<rt::MonitoredCommand> got;
+  std::string error;
+  ASSERT_TRUE(mon.Collect(&got, &error)) << error;
   ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << "command " << i;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].argv, want[i]) << "command " << i;
+    EXPECT_EQ(got[i].db, 0);
+  }
 }
 
 // CLIENT SETNAME is part of connecting, never of a call: after 200 calls
@@ -640,17 +617,8 @@ TEST(RedisChildProcess, AclUserPasswordFileAndDatabaseIndex) {
   ASSERT_TRUE(pt::WaitServing(target, 20s)) << PluginStderr(dir);
   auto stub =
       prism::v1::KeyValue::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-    prism::v1::SetRequest req;
-    req.set_namespace_("ns");
-    req.set_key("k");
-    req.set_value("in-db-3");
-    prism::v1::SetResponse resp;
-    grpc::Status st = stub->Set(&ctx, req, &resp);
-    ASSERT_TRUE(st.ok()) << st.error_message();
-  }
+  grpc::Status set_status = rt::KvSet(*stub, "ns", "k", "in-db-3");
+  ASSERT_TRUE(set_status.ok()) << set_status.error_message();
   ASSERT_TRUE(rt::RedisServer::Command(admin.get(), {"SELECT", "3"}));
   auto r = rt::RedisServer::Command(admin.get(), {"GET", "2:ns:k"});
   ASSERT_TRUE(r && r->type == REDIS_REPLY_STRING);
@@ -705,13 +673,8 @@ TEST(RedisChildProcess, ServesUnavailableWhileRedisIsDown) {
   ASSERT_TRUE(pt::WaitServing(target, 20s)) << PluginStderr(dir);
   auto stub =
       prism::v1::KeyValue::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 2s);
-  prism::v1::GetRequest req;
-  req.set_namespace_("ns");
-  req.set_key("k");
   prism::v1::GetResponse resp;
-  grpc::Status st = stub->Get(&ctx, req, &resp);
+  grpc::Status st = rt::KvGet(*stub, "ns", "k", &resp, 2s);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(st.error_message(),
             "redis at 127.0.0.1:" + std::to_string(port) + " is unavailable: Connection refused");
