@@ -34,7 +34,12 @@ struct ReplyDeleter {
 };
 using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 
-enum class Io { kOk, kTimeout, kError };
+enum class Io { kOk, kTimeout, kError, kTooLarge };
+
+// The most one reply may bring in: the gRPC message limit of a plugin. A
+// BatchGet can name one 4 MiB value 1000 times; past this the reply is not
+// read on (RESOURCE_EXHAUSTED) instead of being buffered whole.
+constexpr size_t kMaxReplyBytes = prism::plugin::kMaxMessageBytes;
 
 // Waits until `fd` is ready for `events` or `deadline` passes (false).
 bool WaitFd(int fd, short events, Clock::time_point deadline) {
@@ -58,8 +63,9 @@ Io Flush(redisContext* c, Clock::time_point deadline) {
   }
 }
 
-// Reads one reply.
+// Reads one reply of at most kMaxReplyBytes.
 Io ReadReply(redisContext* c, Clock::time_point deadline, ReplyPtr* out) {
+  size_t received = 0;
   for (;;) {
     void* r = nullptr;
     if (redisGetReplyFromReader(c, &r) != REDIS_OK) return Io::kError;
@@ -68,7 +74,10 @@ Io ReadReply(redisContext* c, Clock::time_point deadline, ReplyPtr* out) {
       return Io::kOk;
     }
     if (!WaitFd(c->fd, POLLIN, deadline)) return Io::kTimeout;
+    size_t before = c->reader->len;  // only a read changes it in between
     if (redisBufferRead(c) != REDIS_OK) return Io::kError;
+    received += c->reader->len - before;
+    if (received > kMaxReplyBytes) return Io::kTooLarge;
   }
 }
 
@@ -255,7 +264,7 @@ absl::Status RedisService::Connect(Connection& c, Clock::time_point deadline,
     return fail(
         absl::DeadlineExceededError("deadline exceeded setting up the connection to " + where));
   }
-  if (io == Io::kError) {
+  if (io != Io::kOk) {
     return fail(absl::UnavailableError(where + " is unavailable: " + c.ctx->errstr));
   }
   connects_.fetch_add(1, std::memory_order_relaxed);
@@ -295,13 +304,20 @@ grpc::Status RedisService::Run(Call& call) {
   std::string where = "redis at " + o_.host + ":" + std::to_string(o_.port);
   if (io != Io::kOk) {
     // The stream is out of step (a reply may still come): never reuse it.
-    grpc::Status st = io == Io::kTimeout
-                          ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                         "deadline exceeded waiting for " + where + " (" +
-                                             std::string(command) + ")")
-                          : grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                         where + " is unavailable: " + c.ctx->errstr + " (" +
-                                             std::string(command) + ")");
+    grpc::Status st;
+    if (io == Io::kTimeout) {
+      st = grpc::Status(
+          grpc::StatusCode::DEADLINE_EXCEEDED,
+          "deadline exceeded waiting for " + where + " (" + std::string(command) + ")");
+    } else if (io == Io::kTooLarge) {
+      st = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "redis " + std::string(command) + ": the reply is larger than " +
+                            std::to_string(kMaxReplyBytes >> 20) +
+                            " MiB, the limit of one response");
+    } else {
+      st = grpc::Status(grpc::StatusCode::UNAVAILABLE, where + " is unavailable: " + c.ctx->errstr +
+                                                           " (" + std::string(command) + ")");
+    }
     if (io == Io::kTimeout) {
       if (span.span().IsRecording()) {
         span.span().SetAttribute("error.type", std::string_view("timeout"));

@@ -582,6 +582,26 @@ TEST_F(RedisInProcess, OomIsResourceExhaustedAndWrongTypeIsReported) {
   EXPECT_EQ(seen, 2);
 }
 
+// A BatchGet whose reply would pass the 64 MiB response limit (one 1 MiB
+// value named 100 times) is refused while reading, not buffered whole.
+TEST_F(RedisInProcess, OversizedReplyIsResourceExhausted) {
+  ASSERT_TRUE(Set("ns", "big", std::string(1 << 20, 'b')).ok());
+  prism::v1::BatchGetRequest req;
+  req.set_namespace_("ns");
+  for (int i = 0; i < 100; ++i) req.add_keys("big");
+  prism::v1::BatchGetResponse resp;
+  grpc::Status st = stub_->BatchGet(Ctx(10s).get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(st.error_message(),
+            "redis MGET: the reply is larger than 64 MiB, the limit of one response");
+  // 60 of them fit, and the connection is fine afterwards.
+  req.mutable_keys()->DeleteSubrange(0, 40);
+  st = stub_->BatchGet(Ctx(10s).get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.results_size(), 60);
+  EXPECT_EQ(resp.results(59).value().size(), 1u << 20);
+}
+
 TEST_F(RedisInProcess, InvalidRequestNeverReachesRedis) {
   grpc::Status st = Set("ns", std::string(prism::plugin::kMaxKeyBytes + 1, 'k'), "v");
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
