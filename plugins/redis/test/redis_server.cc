@@ -98,7 +98,8 @@ bool RedisServer::Start() {
     if (waitpid(pid, &status, WNOHANG) == pid) return false;  // exited (port taken?)
     if (Client c = Connect()) {
       Reply r = Command(c.get(), {"PING"});
-      if (r && r->type == REDIS_REPLY_STATUS) {
+      // PONG, or NOAUTH from a server started with --requirepass: it answers.
+      if (r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)) {
         pid_ = pid;
         return true;
       }

@@ -682,6 +682,38 @@ TEST(RedisChildProcess, AclUserPasswordFileAndDatabaseIndex) {
   EXPECT_NE(pt::ReadFile(dir + "/stderr3").find("--user needs --password-file"), std::string::npos);
 }
 
+// requirepass (AUTH without a user) and a database index Redis refuses:
+// Open says why, naming neither the password nor anything but Redis's text.
+TEST(RedisOpen, PasswordWithoutUserAndRefusedSettings) {
+  rt::RedisServer redis({"--requirepass", "pw-without-user"});
+  ASSERT_TRUE(redis.ok()) << redis.Log();
+  RedisOptions o;
+  o.port = redis.port();
+  o.pool_size = 1;
+  o.password = "pw-without-user";
+  auto ok = RedisService::Open(o);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)->connects(), 1);
+  o.password = "wrong-password";
+  auto wrong = RedisService::Open(o);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(wrong.status().message().find("redis AUTH: WRONGPASS"), std::string::npos)
+      << wrong.status();
+  EXPECT_EQ(wrong.status().message().find("wrong-password"), std::string::npos);
+  o.password = "";
+  auto noauth = RedisService::Open(o);
+  ASSERT_FALSE(noauth.ok());
+  EXPECT_NE(noauth.status().message().find("NOAUTH"), std::string::npos) << noauth.status();
+  o.password = "pw-without-user";
+  o.db = 99;
+  auto db = RedisService::Open(o);
+  ASSERT_FALSE(db.ok());
+  EXPECT_NE(db.status().message().find("redis SELECT: ERR DB index is out of range"),
+            std::string::npos)
+      << db.status();
+}
+
 // Redis not running at startup: the plugin serves (health SERVING) and
 // answers UNAVAILABLE naming the server.
 TEST(RedisChildProcess, ServesUnavailableWhileRedisIsDown) {
