@@ -161,20 +161,17 @@ absl::StatusOr<std::unique_ptr<RedisService>> RedisService::Open(RedisOptions op
   for (int i = 0; i < s->o_.pool_size; ++i) conns.push_back(std::make_unique<Connection>());
   // Connect eagerly, so the first calls do not pay for it and CLIENT LIST
   // shows the plugin as soon as it serves.
-  int connected = 0;
   std::string unreachable;
   for (auto& c : conns) {
     absl::Status st = s->Connect(
         *c, Clock::now() + std::chrono::milliseconds(s->o_.connect_timeout_ms), SpanContext());
-    if (st.ok()) {
-      ++connected;
-    } else if (st.code() == absl::StatusCode::kUnavailable ||
-               st.code() == absl::StatusCode::kDeadlineExceeded) {
-      unreachable = std::string(st.message());
-      break;  // the others would fail the same way
-    } else {
-      return absl::FailedPreconditionError(std::string(st.message()));
+    if (st.ok()) continue;
+    if (st.code() != absl::StatusCode::kUnavailable &&
+        st.code() != absl::StatusCode::kDeadlineExceeded) {
+      return absl::FailedPreconditionError(std::string(st.message()));  // refused settings
     }
+    unreachable = std::string(st.message());
+    break;  // the others would fail the same way
   }
   if (!unreachable.empty()) {
     prism::plugin::Log(prism::plugin::LogLevel::kWarn,
@@ -301,9 +298,9 @@ grpc::Status RedisService::Run(Call& call) {
   ReplyPtr reply;
   Io io = Flush(c.ctx, deadline);
   if (io == Io::kOk) io = ReadReply(c.ctx, deadline, &reply);
-  std::string where = "redis at " + o_.host + ":" + std::to_string(o_.port);
   if (io != Io::kOk) {
     // The stream is out of step (a reply may still come): never reuse it.
+    std::string where = "redis at " + o_.host + ":" + std::to_string(o_.port);
     grpc::Status st;
     if (io == Io::kTimeout) {
       st = grpc::Status(
