@@ -15,7 +15,8 @@ wait_serving() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # proxy_setup DIR PORT MODE [EXTRA_YAML]: writes DIR/prism.yaml (namespace "default" on a
-# memstore plugin) and sets PROXY_ENV, the env(1) prefix for tracing MODE:
+# memstore plugin, or on the YAML command list in $PROXY_PLUGIN) and sets
+# PROXY_ENV, the env(1) prefix for tracing MODE:
 # off (OTEL_SDK_DISABLED), never (parentbased_always_off: context still
 # extracted and injected, nothing recorded), ratio (parentbased_traceidratio
 # 0.01), on (always_on) or recorded (always_on with OTEL_TRACES_EXPORTER=none:
@@ -32,7 +33,7 @@ $extra
 namespaces:
   default:
     plugin:
-      command: [prism-plugin-memstore]
+      command: ${PROXY_PLUGIN:-[prism-plugin-memstore]}
 YAML
   PROXY_ENV=(env -u OTEL_TRACES_SAMPLER -u OTEL_TRACES_SAMPLER_ARG -u OTEL_SDK_DISABLED
              -u OTEL_TRACES_EXPORTER -u OTEL_EXPORTER_OTLP_ENDPOINT
