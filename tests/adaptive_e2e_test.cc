@@ -301,16 +301,20 @@ TEST(AdaptiveE2E, CallersFlagHonouredAndThresholdRuleForFixedIds) {
 // proxy's decision and still arrive).
 TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
   std::string dir = MakeTempDir();
+  Receiver receiver;
+  ASSERT_GT(receiver.port(), 0) << "is tools/interop/install.sh (make interop-deps) done?";
   // One token that may read every namespace.
   std::string token = "adaptive-test-token-0123456789abcdef";
-  Proxy proxy(dir, AdaptiveConfig("", "  b: {plugin: {command: [" + PluginPath() +
-                                          "], settings: {delay-ms: \"400\"}}}\n"
-                                          "auth: {mode: required}\n"
-                                          "tokens:\n"
-                                          "  - name: t\n"
-                                          "    sha256: " +
-                                          prism::proxy::Sha256Hex(token) +
-                                          "\n    rights: {\"*\": read}\n"));
+  Proxy proxy(
+      dir,
+      AdaptiveConfig("", "  b: {plugin: {command: [" + PluginPath() +
+                             "], settings: {delay-ms: \"400\"}}}\n"
+                             "auth: {mode: required}\n"
+                             "tokens:\n"
+                             "  - name: t\n"
+                             "    sha256: " +
+                             prism::proxy::Sha256Hex(token) + "\n    rights: {\"*\": read}\n"),
+      {}, OtlpEnv(receiver));
   ASSERT_TRUE(proxy.ok()) << Log(proxy);
   // Dropped before the proxy stops: an idle grpc++ client holds its drain.
   auto client = std::make_unique<Client>(proxy.address());
@@ -335,6 +339,7 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
   client.reset();
   ASSERT_EQ(proxy.Stop(), 0);
   auto traces = FileTraces(proxy.trace_file());
+  auto otlp = receiver.Traces();
   for (const Result* r : {&fail, &inner, &unknown, &anon, &late}) {
     ASSERT_FALSE(r->trace_id.empty()) << r->status.error_message();
     ASSERT_EQ(traces.count(r->trace_id), 1u) << r->status.error_message();
@@ -342,6 +347,13 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
     const SpanRecord* server = Find(spans, "prism-proxy", kServer);
     ASSERT_TRUE(server);
     EXPECT_EQ(Attr(*server, "prism.sampling.reason"), "error");
+    // The same spans, the same parents, over OTLP.
+    std::set<std::pair<std::string, std::string>> file_links, otlp_links;
+    for (const auto& sp : spans) file_links.insert({sp.span_id, sp.parent_span_id});
+    for (const auto& sp : otlp[r->trace_id]) {
+      otlp_links.insert({sp.value("spanId", ""), sp.value("parentSpanId", "")});
+    }
+    EXPECT_EQ(file_links, otlp_links) << r->trace_id;
   }
   ExpectCompleteGet(traces[fail.trace_id], "plugin error");
   ExpectCompleteGet(traces[inner.trace_id], "error only the plugin saw");

@@ -351,6 +351,23 @@ int main(int argc, char** argv) {
     any = true;
   }
   if (!any || provider->disabled()) banner << "  traces -> nowhere (tracing off)\n";
+  if (!provider->disabled() && any) {
+    if (const prism::tracing::AdaptiveSampling* a = service.tracer().adaptive()) {
+      char ratio[32];
+      std::snprintf(ratio, sizeof(ratio), "%g", a->options().ratio * 100);
+      banner << "  sampling: adaptive - every error, every request over " << slow_default.count()
+             << " ms, " << ratio << " % of the rest (docs/sampling.md)\n";
+    } else {
+      const char* s = std::getenv("OTEL_TRACES_SAMPLER");
+      banner << "  sampling: " << (s && *s ? s : "parentbased_always_on")
+             << (std::find(exporters.begin(), exporters.end(), "otlp") != exporters.end() &&
+                         !(s && *s)
+                     ? " - every request; for production set tracing.sampler: adaptive "
+                       "(docs/sampling.md)"
+                     : "")
+             << "\n";
+    }
+  }
   std::cout << banner.str() << std::flush;
 
   // ---- run until SIGTERM / SIGINT
