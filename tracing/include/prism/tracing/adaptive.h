@@ -95,7 +95,7 @@ struct AdaptiveOptions {
   // A thread that sweeps expired traces every `sweep_interval`; tests turn
   // it off and call Sweep().
   bool background_sweep = true;
-  std::chrono::milliseconds sweep_interval{50};
+  std::chrono::milliseconds sweep_interval{100};
 
   // OTEL_TRACES_SAMPLER_ARG for OTEL_TRACES_SAMPLER=prism_adaptive: a
   // comma-separated list of key=value, every key optional:
