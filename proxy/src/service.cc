@@ -362,6 +362,16 @@ void ProxyService::SendKeep(std::shared_ptr<const Endpoint> endpoint, const pt::
     grpc::ClientContext ctx;
     grpc::ByteBuffer request, response;
   };
+  // A stalled plugin fails every call at its deadline, and each of those is
+  // kept and triggers it: at most kMaxTriggersInFlight wait at once (each
+  // for at most its 1 s deadline); past that the trigger is skipped and
+  // counted, and the trace is kept without the plugin's spans.
+  constexpr uint64_t kMaxTriggersInFlight = 256;
+  if (triggers_in_flight_.fetch_add(1, std::memory_order_relaxed) >= kMaxTriggersInFlight) {
+    triggers_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    triggers_skipped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   prism::v1::KeepRequest req;
   prism::v1::KeptTrace* t = req.add_traces();
   t->set_trace_id(trace_id.bytes().data(), trace_id.bytes().size());
@@ -379,13 +389,15 @@ void ProxyService::SendKeep(std::shared_ptr<const Endpoint> endpoint, const pt::
                                       triggers_failed_.fetch_add(1, std::memory_order_relaxed);
                                     }
                                     delete call;
+                                    triggers_in_flight_.fetch_sub(1, std::memory_order_relaxed);
                                   });
 }
 
 std::string ProxyService::TriggerCounters() const {
   return "sampling triggers to plugins: sent=" +
          std::to_string(triggers_sent_.load(std::memory_order_relaxed)) +
-         " failed=" + std::to_string(triggers_failed_.load(std::memory_order_relaxed));
+         " failed=" + std::to_string(triggers_failed_.load(std::memory_order_relaxed)) +
+         " skipped=" + std::to_string(triggers_skipped_.load(std::memory_order_relaxed));
 }
 
 std::string ProxyService::SamplingCounters() const {

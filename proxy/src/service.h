@@ -87,7 +87,8 @@ class ProxyService final : public RawKeyValueService {
   std::atomic<int> listen_port_{0};
   prism::tracing::Tracer tracer_;
   std::shared_ptr<const prism::tracing::TextMapPropagator> propagator_;
-  mutable std::atomic<uint64_t> triggers_sent_{0}, triggers_failed_{0};
+  mutable std::atomic<uint64_t> triggers_sent_{0}, triggers_failed_{0}, triggers_skipped_{0},
+      triggers_in_flight_{0};
 };
 
 // Methods other than the 7 above: UNIMPLEMENTED with a message that says so.
