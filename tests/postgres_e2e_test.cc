@@ -154,9 +154,10 @@ TEST_F(PostgresE2E, KeyValueAndOneTraceIntoPostgres) {
       << "run tools/interop/install.sh (make interop-deps) first";
   OtlpReceiver receiver(dir_);
   ASSERT_GT(receiver.port(), 0) << "OTLP receiver did not start";
-  Proxy proxy(dir_, Config(), {},
-              {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:" + std::to_string(receiver.port())},
-               {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"}});
+  Proxy proxy(
+      dir_, Config(), {},
+      {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:" + std::to_string(receiver.port())},
+       {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"}});
   ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
   EXPECT_NE(proxy.banner().find("namespace pg -> prism-plugin-postgres"), std::string::npos)
       << proxy.banner();

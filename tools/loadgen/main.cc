@@ -35,6 +35,8 @@ struct Options {
   double warmup_s = 1;
   bool json = false;
   bool set_first = true;
+  std::string op = "get";  // get | set (each slot Sets its own key)
+  int value_size = 100;    // bytes per Set value
   std::vector<std::pair<std::string, std::string>> metadata;  // sent with every call
 };
 
@@ -81,6 +83,12 @@ class Slot {
   Slot(Shared& s, int index) : s_(s), stub_(*s.stubs[index % s.stubs.size()]) {
     req_.set_namespace_(s.o.ns);
     req_.set_key(s.o.key);
+    set_ = s.o.op == "set";
+    if (set_) {
+      set_req_.set_namespace_(s.o.ns);
+      set_req_.set_key(s.o.key + "-" + std::to_string(index));
+      set_req_.set_value(std::string(static_cast<size_t>(s.o.value_size), 'v'));
+    }
     latencies_ns_.reserve(1 << 16);
   }
 
@@ -98,6 +106,10 @@ class Slot {
     for (const auto& [k, v] : s_.o.metadata) ctx_->AddMetadata(k, v);
     ctx_->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     started_ = Clock::now();
+    if (set_) {
+      stub_.async()->Set(ctx_.get(), &set_req_, &set_resp_, [this](grpc::Status st) { Done(st); });
+      return;
+    }
     stub_.async()->Get(ctx_.get(), &req_, &resp_, [this](grpc::Status st) { Done(st); });
   }
 
@@ -127,6 +139,9 @@ class Slot {
   prism::v1::KeyValue::Stub& stub_;
   prism::v1::GetRequest req_;
   prism::v1::GetResponse resp_;
+  bool set_ = false;
+  prism::v1::SetRequest set_req_;
+  prism::v1::SetResponse set_resp_;
   std::unique_ptr<grpc::ClientContext> ctx_;
   Clock::time_point started_;
   std::vector<uint32_t> latencies_ns_;
@@ -158,6 +173,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_flag("!--no-set", o.set_first, "do not Set the key before the run");
+  app.add_option("--op", o.op, "get: Get the key; set: each call slot Sets a key of its own")
+      ->check(CLI::IsMember({"get", "set"}))
+      ->capture_default_str();
+  app.add_option("--value-size", o.value_size, "bytes of each Set value (--op set)")
+      ->check(CLI::Range(0, 4 * 1024 * 1024))
+      ->capture_default_str();
   app.add_flag("--json", o.json, "print one JSON object");
   std::vector<std::string> metadata;
   app.add_option("-m,--metadata", metadata,

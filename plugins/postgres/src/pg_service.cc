@@ -258,7 +258,9 @@ struct PgService::Call {
   absl::Status Start(DbSpan& span, const std::string& then) {
     int64_t want = 0;  // no deadline: no timeout
     int64_t slack = 0;
-    if (deadline != Clock::time_point::max()) {
+    // statement_timeout is an int of milliseconds: a deadline weeks away is
+    // no deadline for it.
+    if (deadline != Clock::time_point::max() && MsUntil(deadline) < 2'000'000'000) {
       want = std::max<int64_t>(1, MsUntil(deadline) + 1);
       slack = std::clamp<int64_t>(want / 20, 10, 250);
     }
