@@ -235,15 +235,18 @@ struct PgService::Call {
 
   // The comment for statements run in `span` ("" when off or unsampled: a
   // traceparent of a span nobody records leads nowhere).
-  std::string Comment(DbSpan& span) const {
+  // Sized so that `sql` with it fits in pg_stat_activity's 1024 bytes.
+  std::string Comment(DbSpan& span, const std::string& sql) const {
     if (!svc.options_.sqlcommenter || !span.span().IsRecording()) return "";
     if (!span.context().IsSampled()) return "";
-    return TraceComment(span.context());
+    size_t room =
+        kPgActivityQueryBytes > sql.size() + 2 ? kPgActivityQueryBytes - sql.size() - 2 : 0;
+    return TraceComment(span.context(), room);
   }
 
   // A simple-protocol command (BEGIN, COMMIT, SET), commented like the statements.
   absl::Status Command(DbSpan& span, const std::string& sql) {
-    std::string text = AppendSqlComment(sql, Comment(span));
+    std::string text = AppendSqlComment(sql, Comment(span, sql));
     if (!PQsendQuery(c.conn, text.c_str())) {
       return Lost(&span, absl::StatusCode::kUnavailable, "while sending");
     }
@@ -281,7 +284,7 @@ struct PgService::Call {
     static const int kFormats[3] = {1, 1, 1};
     const int n = kStmtParams[s];
     const std::string& sql = svc.sql_[s];
-    std::string comment = Comment(span);
+    std::string comment = Comment(span, sql);
     StatementMode mode = svc.options_.statements;
     int sent = 0;
     if (comment.empty() && mode != StatementMode::kUnnamed) {

@@ -41,17 +41,18 @@ std::string BuildSqlComment(std::vector<std::pair<std::string, std::string>> pai
   return out;
 }
 
-std::string TraceComment(const prism::tracing::SpanContext& span) {
+std::string TraceComment(const prism::tracing::SpanContext& span, size_t budget) {
   if (!span.IsValid()) return "";
   std::vector<std::pair<std::string, std::string>> pairs;
   pairs.emplace_back("traceparent", prism::tracing::w3c::FormatTraceparent(span));
-  if (!span.trace_state().empty()) {
-    std::string ts = span.trace_state().ToHeader();
-    if (!ts.empty() && ts.size() <= kMaxCommentTraceStateBytes) {
-      pairs.emplace_back("tracestate", std::move(ts));
-    }
-  }
-  return BuildSqlComment(std::move(pairs));
+  if (span.trace_state().empty()) return BuildSqlComment(std::move(pairs));
+  std::string ts = span.trace_state().ToHeader();
+  if (ts.empty() || ts.size() > kMaxCommentTraceStateBytes)
+    return BuildSqlComment(std::move(pairs));
+  auto without = pairs;
+  pairs.emplace_back("tracestate", std::move(ts));
+  std::string with = BuildSqlComment(std::move(pairs));
+  return with.size() <= budget ? with : BuildSqlComment(std::move(without));
 }
 
 std::string AppendSqlComment(std::string_view sql, std::string_view comment) {

@@ -11,6 +11,7 @@
 // After encoding no byte can end the comment (`*/`), open a string or a
 // new line, or be a NUL: whatever a caller put in tracestate stays data.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,10 +33,16 @@ std::string SqlCommentEncode(std::string_view s);
 // encoded key; "" when `pairs` is empty.
 std::string BuildSqlComment(std::vector<std::pair<std::string, std::string>> pairs);
 
+// PostgreSQL keeps the first track_activity_query_size bytes (1024 by
+// default) of a statement in pg_stat_activity.query; a comment cut there
+// has lost its end and reads as no comment at all.
+inline constexpr size_t kPgActivityQueryBytes = 1024;
+
 // The comment for a statement run in `span`: its traceparent (the statement
 // span's own span id) and, when present and short enough, its tracestate.
-// "" for an invalid context.
-std::string TraceComment(const prism::tracing::SpanContext& span);
+// The tracestate is also left out when the comment would be longer than
+// `budget` bytes (the traceparent is always kept). "" for an invalid context.
+std::string TraceComment(const prism::tracing::SpanContext& span, size_t budget = SIZE_MAX);
 
 // `sql` with `comment` appended: before a trailing ';' (and the whitespace
 // around it), separated by one space. The sqlcommenter rule: SQL that

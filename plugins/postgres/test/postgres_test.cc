@@ -360,7 +360,19 @@ TEST_F(InProcess, SlowStatementIsTheStatementSpanAndVisibleInPgStatActivity) {
   lock.Exec("BEGIN");
   lock.Exec("SELECT value FROM " + table_ + " WHERE ns = 'ns' AND key = 'hot' FOR UPDATE");
   recorder_.Clear();
-  std::thread writer([&] { EXPECT_TRUE(Set("hot", "v1").ok()); });
+  // A caller's tracestate that would push the comment past
+  // pg_stat_activity's 1024 bytes: it is left out, the traceparent stays,
+  // and the comment PostgreSQL shows is whole.
+  auto remote = prism::tracing::w3c::ParseTraceparent(
+      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "a=" + std::string(200, '*') + ",b=" + std::string(200, '*'));
+  ASSERT_TRUE(remote);
+  prism::tracing::StartSpanOptions o;
+  o.parent = *remote;
+  auto root = tracer_.StartSpan("root", std::move(o));
+  std::thread writer([&] {
+    prism::tracing::Scope scope(root);
+    EXPECT_TRUE(Set("hot", "v1").ok());
+  });
   Session watch(g_pg->Get("CONNINFO"));
   std::string seen;
   for (int i = 0; i < 200 && seen.empty(); ++i) {
@@ -379,7 +391,9 @@ TEST_F(InProcess, SlowStatementIsTheStatementSpanAndVisibleInPgStatActivity) {
   EXPECT_GE(stmt->end_unix_nano - stmt->start_unix_nano, 300'000'000u);
   EXPECT_LT(Int(*pool, "prism.pool.wait_us"), 100'000);
   std::string tp = prism::tracing::w3c::FormatTraceparent(stmt->context);
-  EXPECT_NE(seen.find("/*traceparent='" + tp + "'*/"), std::string::npos) << seen;
+  EXPECT_EQ(seen, service_->sql(PgService::kSet) + " /*traceparent='" + tp + "'*/");
+  EXPECT_LE(seen.size(), 1023u);
+  root.End();
 }
 
 // What PostgreSQL refuses is INVALID_ARGUMENT with its reason, and the

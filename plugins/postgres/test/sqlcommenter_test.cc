@@ -116,6 +116,24 @@ TEST(SqlComment, LongTracestateIsLeftOut) {
             "/*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/");
 }
 
+// A comment that would not fit in pg_stat_activity's 1024 bytes with its
+// statement keeps the traceparent and drops the tracestate, so what
+// PostgreSQL shows is a whole comment, never a cut one.
+TEST(SqlComment, TracestateLeftOutWhenTheCommentWouldBeCut) {
+  auto ctx = prism::tracing::w3c::ParseTraceparent(
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "a=" + std::string(200, '*'));
+  ASSERT_TRUE(ctx);
+  std::string full = TraceComment(*ctx);
+  EXPECT_NE(full.find("tracestate='a%3D%2A%2A"), std::string::npos);
+  EXPECT_GT(full.size(), 600u);  // 200 '*' encode to 600 bytes
+  EXPECT_EQ(TraceComment(*ctx, full.size()), full);
+  EXPECT_EQ(TraceComment(*ctx, full.size() - 1),
+            "/*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/");
+  // Even with no room the traceparent stays: it is what the comment is for.
+  EXPECT_EQ(TraceComment(*ctx, 0),
+            "/*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/");
+}
+
 TEST(SqlComment, HostileInputStaysInsideTheValues) {
   const std::vector<std::string> hostile = {
       "*/ DROP TABLE kv; /*",
