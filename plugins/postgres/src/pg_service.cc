@@ -415,12 +415,16 @@ absl::StatusOr<std::unique_ptr<PgService>> PgService::Open(PgOptions options) {
 
 absl::Status PgService::EnsureConnected(PgConn& c, Clock::time_point deadline) {
   if (c.conn) {
-    // An idle connection whose server went away (restart, crash) has its
-    // end-of-file (or the server's goodbye) waiting: notice it now rather
-    // than fail the call on it.
+    // An idle connection whose server went away (restart, crash) has the
+    // server's goodbye ("terminating connection due to administrator
+    // command") and its end-of-file waiting. An idle session is sent
+    // nothing else (the plugin never LISTENs), so anything to read means
+    // the connection is gone: reconnect now rather than fail the call on it.
     pollfd p{PQsocket(c.conn), POLLIN, 0};
-    if (poll(&p, 1, 0) > 0) {
-      if (!PQconsumeInput(c.conn) || PQstatus(c.conn) != CONNECTION_OK) c.Drop();
+    if (poll(&p, 1, 0) != 0) {
+      prism::plugin::Log(LogLevel::kInfo,
+                         "postgresql connection closed by the server; reconnecting");
+      c.Drop();
     }
     if (c.conn && PQstatus(c.conn) == CONNECTION_OK) return absl::OkStatus();
     c.Drop();
