@@ -387,6 +387,19 @@ absl::StatusOr<std::unique_ptr<PgService>> PgService::Open(PgOptions options) {
       break;
     }
   }
+  // db.namespace is "{database}|{schema}" (semconv, PostgreSQL): the
+  // table's schema when it names one, else the one it resolves to.
+  if (st.ok()) {
+    std::string q = "SELECT current_schema()";
+    if (t.find('.') != std::string::npos) q = "SELECT '" + t.substr(0, t.find('.')) + "'";
+    if (!PQsendQuery(first->conn, q.c_str())) {
+      st = absl::UnavailableError(OneLine(PQerrorMessage(first->conn)));
+    } else if (auto r = call.Await(nullptr); !r.ok()) {
+      st = r.status();
+    } else if (PQntuples(r->get()) == 1 && !PQgetisnull(r->get(), 0, 0)) {
+      s->database_ += "|" + std::string(PQgetvalue(r->get(), 0, 0));
+    }
+  }
   // Preparing the statements checks the table's columns now, not on the
   // first call.
   for (int i = 0; st.ok() && i < kStmtCount; ++i) {
@@ -409,11 +422,13 @@ absl::StatusOr<std::unique_ptr<PgService>> PgService::Open(PgOptions options) {
   s->pool_ =
       std::make_unique<prism::plugin::Pool<PgConn>>("postgres", std::move(conns), options.tracer);
   prism::plugin::Log(LogLevel::kInfo, "connected to postgresql at " + call.where() +
-                                          ", database '" + s->database_ + "', table '" + t + "'");
+                                          ", database|schema '" + s->database_ + "', table '" + t +
+                                          "'");
   return s;
 }
 
-absl::Status PgService::EnsureConnected(PgConn& c, Clock::time_point deadline) {
+absl::Status PgService::EnsureConnected(PgConn& c, Clock::time_point deadline,
+                                        const SpanContext& parent) {
   if (c.conn) {
     // An idle connection whose server went away (restart, crash) has the
     // server's goodbye ("terminating connection due to administrator
@@ -433,6 +448,7 @@ absl::Status PgService::EnsureConnected(PgConn& c, Clock::time_point deadline) {
       std::min(deadline, Clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms));
   prism::tracing::StartSpanOptions so;
   so.kind = prism::tracing::SpanKind::kInternal;
+  if (parent.IsValid()) so.parent = parent;
   prism::tracing::Span span = options_.tracer.StartSpan("pool.connect", std::move(so));
   if (span.IsRecording()) {
     span.SetAttribute("server.address", server_address_);
@@ -479,7 +495,7 @@ absl::Status PgService::EnsureConnected(PgConn& c, Clock::time_point deadline) {
       }                                                                                            \
       return prism::plugin::ToGrpcStatus(lease.status());                                          \
     }                                                                                              \
-    if (auto st = EnsureConnected(**lease, deadline); !st.ok()) {                                  \
+    if (auto st = EnsureConnected(**lease, deadline, parent); !st.ok()) {                          \
       return prism::plugin::ToGrpcStatus(st);                                                      \
     }                                                                                              \
     Call call{ctx, **lease, *this, deadline};                                                      \

@@ -82,7 +82,7 @@ class PgService final : public prism::v1::KeyValue::Service {
   prism::plugin::Pool<PgConn>& pool() { return *pool_; }
   const std::string& server_address() const { return server_address_; }
   int server_port() const { return server_port_; }
-  const std::string& database() const { return database_; }
+  const std::string& db_namespace() const { return database_; }  // "{database}|{schema}"
 
   // The statements, as recorded in db.query.text (placeholders, never values).
   enum Stmt { kGet, kSet, kDelete, kExists, kStmtCount };
@@ -92,7 +92,8 @@ class PgService final : public prism::v1::KeyValue::Service {
 
  private:
   PgService() = default;
-  absl::Status EnsureConnected(PgConn& c, std::chrono::system_clock::time_point deadline);
+  absl::Status EnsureConnected(PgConn& c, std::chrono::system_clock::time_point deadline,
+                               const prism::tracing::SpanContext& parent);
   PgOptions options_;
   std::string server_address_, database_;
   int server_port_ = 0;

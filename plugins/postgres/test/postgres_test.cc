@@ -324,7 +324,7 @@ TEST_F(InProcess, SpanTreeAndTraceparentInTheServerLog) {
   EXPECT_EQ(Str(*stmt, "db.system.name"), "postgresql");
   EXPECT_EQ(Str(*stmt, "db.operation.name"), "SELECT");
   EXPECT_EQ(Str(*stmt, "db.collection.name"), table_);
-  EXPECT_EQ(Str(*stmt, "db.namespace"), "postgres");
+  EXPECT_EQ(Str(*stmt, "db.namespace"), "postgres|public");
   EXPECT_EQ(Str(*stmt, "db.query.text"),
             "SELECT value FROM " + table_ + " WHERE ns = $1 AND key = $2");
   EXPECT_EQ(Str(*stmt, "server.address"), "127.0.0.1");
@@ -364,7 +364,8 @@ TEST_F(InProcess, SlowStatementIsTheStatementSpanAndVisibleInPgStatActivity) {
   // pg_stat_activity's 1024 bytes: it is left out, the traceparent stays,
   // and the comment PostgreSQL shows is whole.
   auto remote = prism::tracing::w3c::ParseTraceparent(
-      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "a=" + std::string(200, '*') + ",b=" + std::string(200, '*'));
+      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      "a=" + std::string(200, '*') + ",b=" + std::string(200, '*'));
   ASSERT_TRUE(remote);
   prism::tracing::StartSpanOptions o;
   o.parent = *remote;
@@ -551,6 +552,22 @@ TEST_F(InProcess, ServerRestartMidRun) {
     prism::v1::GetResponse resp;
     ASSERT_TRUE(Get(acked[i], &resp).ok());
     EXPECT_TRUE(resp.found()) << acked[i];
+  }
+  // The failed reconnects are pool.connect spans under the calls' SERVER spans.
+  {
+    auto spans = recorder_.spans();
+    const SpanData* connect = nullptr;
+    for (const auto& s : spans) {
+      if (s.name == "pool.connect" && s.status == StatusCode::kError) connect = &s;
+    }
+    ASSERT_NE(connect, nullptr);
+    EXPECT_NE(connect->status_message.find("cannot connect to postgresql"), std::string::npos);
+    bool parent_is_server = false;
+    for (const auto& s : spans) {
+      parent_is_server = parent_is_server || (s.kind == SpanKind::kServer &&
+                                              s.context.span_id() == connect->parent_span_id);
+    }
+    EXPECT_TRUE(parent_is_server);
   }
   // UNAVAILABLE names the server and the reason.
   ASSERT_TRUE(pg->Stop().ok());
