@@ -15,14 +15,10 @@
 # --record appends the tables to docs/benchmarks.md under "## PostgreSQL".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${1:-build}
-case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
-RECORD=0
-[ "${2:-}" = "--record" ] && RECORD=1
-BIN="$BUILD/bin"
-for b in prism-proxy prism-plugin-postgres prism-loadgen; do
-  [ -x "$BIN/$b" ] || { echo "bench-proxy-postgres: $BIN/$b missing; build first" >&2; exit 1; }
-done
+# shellcheck source=scripts/bench-common.sh
+source "$ROOT/scripts/bench-common.sh"
+bench_args "$@"
+bench_need prism-proxy prism-plugin-postgres prism-loadgen
 DURATION=${DURATION:-1}
 CONCURRENCY=${CONCURRENCY:-8}
 ROUNDS=${ROUNDS:-8}
@@ -31,14 +27,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-bench-pg-XXXXXX")
 PIDS=()
 PGDIR=""
 cleanup() {
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  stop_pids
   [ -n "$PGDIR" ] && "$PG" destroy "$PGDIR"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-# shellcheck source=scripts/bench-common.sh
-source "$ROOT/scripts/bench-common.sh"
 
 PGENV=$("$PG" start --owner-pid $$)
 PGDIR=$(echo "$PGENV" | sed -n 's/^DIR=//p')

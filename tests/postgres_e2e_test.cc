@@ -22,6 +22,7 @@
 #include "prism/v1/kv.grpc.pb.h"
 #include "support.h"
 #include "trace_file.h"
+#include "traced_server.h"
 
 namespace prism::e2e {
 namespace {
@@ -166,28 +167,12 @@ TEST_F(PostgresE2E, KeyValueAndOneTraceIntoPostgres) {
       grpc::CreateChannel(proxy.address(), grpc::InsecureChannelCredentials()));
   std::string bytes;
   for (int i = 0; i < 256; ++i) bytes.push_back(static_cast<char>(i));
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-    prism::v1::SetRequest req;
-    req.set_namespace_("pg");
-    req.set_key("binary");
-    req.set_value(bytes);
-    prism::v1::SetResponse resp;
-    auto s = stub->Set(&ctx, req, &resp);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-    prism::v1::GetRequest req;
-    req.set_namespace_("pg");
-    req.set_key("binary");
-    prism::v1::GetResponse resp;
-    ASSERT_TRUE(stub->Get(&ctx, req, &resp).ok());
-    EXPECT_TRUE(resp.found());
-    EXPECT_EQ(resp.value(), bytes);
-  }
+  auto set_status = prism::plugin::testing::KvSet(*stub, "pg", "binary", bytes, 10s);
+  ASSERT_TRUE(set_status.ok()) << set_status.error_message();
+  prism::v1::GetResponse got;
+  ASSERT_TRUE(prism::plugin::testing::KvGet(*stub, "pg", "binary", &got, 10s).ok());
+  EXPECT_TRUE(got.found());
+  EXPECT_EQ(got.value(), bytes);
 
   std::map<std::string, std::string> env = {{"PRISM_ADDR", proxy.address()},
                                             {"PRISM_TRACE_FILE", proxy.trace_file()},
@@ -307,14 +292,7 @@ TEST_F(PostgresE2E, ServerRestartBehindTheProxy) {
   auto stub = prism::v1::KeyValue::NewStub(
       grpc::CreateChannel(proxy.address(), grpc::InsecureChannelCredentials()));
   auto set = [&](const std::string& key) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 1s);
-    prism::v1::SetRequest req;
-    req.set_namespace_("pg");
-    req.set_key(key);
-    req.set_value("v-" + key);
-    prism::v1::SetResponse resp;
-    return stub->Set(&ctx, req, &resp);
+    return prism::plugin::testing::KvSet(*stub, "pg", key, "v-" + key, 1s);
   };
   std::vector<std::string> acked;
   int i = 0;
@@ -347,13 +325,8 @@ TEST_F(PostgresE2E, ServerRestartBehindTheProxy) {
     if (s.ok()) acked.push_back("k" + std::to_string(i));
   }
   for (const auto& key : acked) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 2s);
-    prism::v1::GetRequest req;
-    req.set_namespace_("pg");
-    req.set_key(key);
     prism::v1::GetResponse resp;
-    ASSERT_TRUE(stub->Get(&ctx, req, &resp).ok());
+    ASSERT_TRUE(prism::plugin::testing::KvGet(*stub, "pg", key, &resp, 2s).ok());
     EXPECT_TRUE(resp.found()) << key;
     EXPECT_EQ(resp.value(), "v-" + key);
   }

@@ -18,11 +18,10 @@
 
 #include "backend_server.h"
 #include "pg_service.h"
-#include "prism/grpc_tracing/client.h"
-#include "prism/grpc_tracing/server.h"
 #include "prism/tracing/in_memory_recorder.h"
 #include "prism/tracing/propagation.h"
 #include "testing.h"
+#include "traced_server.h"
 
 namespace prism::postgres {
 namespace {
@@ -33,14 +32,8 @@ using prism::tracing::SpanData;
 using prism::tracing::SpanKind;
 using prism::tracing::StatusCode;
 
-std::string Str(const SpanData& s, std::string_view key) {
-  const auto* v = s.FindAttribute(key);
-  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : "<none>";
-}
-int64_t Int(const SpanData& s, std::string_view key) {
-  const auto* v = s.FindAttribute(key);
-  return v && std::holds_alternative<int64_t>(*v) ? std::get<int64_t>(*v) : -1;
-}
+using pt::AttrInt;
+using pt::AttrStr;
 const SpanData* Named(const std::vector<SpanData>& spans, const std::string& name) {
   const SpanData* found = nullptr;
   for (const auto& s : spans) {
@@ -105,92 +98,60 @@ class InProcess : public ::testing::Test {
   }
 
   void Start(const std::string& conninfo, int pool_size, int acquire_timeout_ms = 5000) {
-    prism::grpc_tracing::InstallSyncHandlerScopes();
-    prism::tracing::TracerProviderOptions po;
-    po.processors.push_back(recorder_.MakeProcessor());
-    provider_ = std::make_shared<prism::tracing::TracerProvider>(std::move(po));
-    tracer_ = provider_->GetTracer("test");
-    dir_ = pt::MakeTempDir("prism-pg-test-");
+    if (dir_.empty()) dir_ = pt::MakeTempDir("prism-pg-test-");
     PgOptions o;
     o.conninfo = conninfo;
     o.table = table_;
     o.pool_size = pool_size;
     o.acquire_timeout_ms = acquire_timeout_ms;
     o.connect_timeout_ms = 2000;
-    o.tracer = provider_->GetTracer("prism.plugin.postgres");
+    o.tracer = kv_.Tracer("prism.plugin.postgres");
     auto service = PgService::Open(o);
     ASSERT_TRUE(service.ok()) << service.status();
     service_ = std::move(*service);
-    target_ = "unix://" + dir_ + "/s.sock";
-    grpc::ServerBuilder b;
-    b.AddListeningPort(target_, grpc::InsecureServerCredentials());
-    b.RegisterService(service_.get());
-    prism::grpc_tracing::ServerTracingOptions so;
-    so.server_address = dir_ + "/s.sock";
-    so.tracer = provider_->GetTracer("prism.grpc_tracing");
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> sf;
-    sf.push_back(prism::grpc_tracing::MakeServerInterceptorFactory(so));
-    b.experimental().SetInterceptorCreators(std::move(sf));
-    server_ = b.BuildAndStart();
-    ASSERT_TRUE(server_);
-    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> cf;
-    prism::grpc_tracing::ClientTracingOptions co;
-    co.target = target_;
-    co.tracer = tracer_;
-    cf.push_back(prism::grpc_tracing::MakeClientInterceptorFactory(co));
-    stub_ = prism::v1::KeyValue::NewStub(grpc::experimental::CreateCustomChannelWithInterceptors(
-        target_, grpc::InsecureChannelCredentials(), grpc::ChannelArguments(), std::move(cf)));
+    ASSERT_TRUE(kv_.Start(service_.get(), dir_));
   }
 
   void Restart(const std::string& conninfo, int pool_size, int acquire_timeout_ms = 5000) {
-    server_->Shutdown();
-    server_.reset();
+    kv_.Stop();
     service_.reset();
     recorder_.Clear();
     Start(conninfo, pool_size, acquire_timeout_ms);
   }
 
   void TearDown() override {
-    if (server_) server_->Shutdown();
+    kv_.Stop();
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
-  std::vector<SpanData> WaitSpans(size_t n) {
-    for (int i = 0; i < 400 && recorder_.size() < n; ++i) std::this_thread::sleep_for(5ms);
-    return recorder_.spans();
+  std::vector<SpanData> WaitSpans(size_t n) { return kv_.WaitSpans(n); }
+
+  // Waits until PostgreSQL's log has `needle`; returns the log.
+  std::string WaitLog(const std::string& needle) {
+    std::string log;
+    for (int i = 0; i < 100; ++i) {
+      log = pt::ReadFile(g_pg->Get("LOG"));
+      if (log.find(needle) != std::string::npos) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    return log;
   }
 
   grpc::Status Set(const std::string& key, const std::string& value,
                    std::chrono::milliseconds deadline = 5s) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
-    prism::v1::SetRequest req;
-    req.set_namespace_("ns");
-    req.set_key(key);
-    req.set_value(value);
-    prism::v1::SetResponse resp;
-    return stub_->Set(&ctx, req, &resp);
+    return pt::KvSet(*stub_, "ns", key, value, deadline);
   }
   grpc::Status Get(const std::string& key, prism::v1::GetResponse* resp,
                    std::chrono::milliseconds deadline = 5s) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
-    prism::v1::GetRequest req;
-    req.set_namespace_("ns");
-    req.set_key(key);
-    return stub_->Get(&ctx, req, resp);
+    return pt::KvGet(*stub_, "ns", key, resp, deadline);
   }
 
-  // The server log since the test binary started it.
-  std::string ServerLog() { return pt::ReadFile(g_pg->Get("LOG")); }
-
-  prism::tracing::InMemorySpanRecorder recorder_;
-  std::shared_ptr<prism::tracing::TracerProvider> provider_;
-  prism::tracing::Tracer tracer_;
-  std::string dir_, target_, table_;
+  pt::TracedKvServer kv_;
+  prism::tracing::InMemorySpanRecorder& recorder_ = kv_.recorder;
+  prism::tracing::Tracer& tracer_ = kv_.client_tracer;
+  std::unique_ptr<prism::v1::KeyValue::Stub>& stub_ = kv_.stub;
+  std::string dir_, table_;
   std::unique_ptr<PgService> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<prism::v1::KeyValue::Stub> stub_;
 };
 
 std::string AllBytes() {
@@ -200,75 +161,12 @@ std::string AllBytes() {
 }
 
 TEST_F(InProcess, AllSevenMethodsBinaryValuesByteExact) {
-  auto ctx = [] {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + 5s);
-    return c;
-  };
   std::mt19937 rng(7);
   std::string big(1 << 20, '\0');
   for (auto& ch : big) ch = static_cast<char>(rng());
-  prism::v1::BatchSetRequest bset;
-  bset.set_namespace_("ns");
-  const std::vector<std::pair<std::string, std::string>> items = {
-      {"a", AllBytes()}, {"b", ""}, {"c", big}, {"caf\xc3\xa9", "\xff\x00\xfe"}};
-  for (const auto& [k, v] : items) {
-    auto* it = bset.add_items();
-    it->set_key(k);
-    it->set_value(v);
-  }
-  prism::v1::BatchSetResponse bset_resp;
-  ASSERT_TRUE(stub_->BatchSet(ctx().get(), bset, &bset_resp).ok());
-
-  prism::v1::BatchGetRequest bget;
-  bget.set_namespace_("ns");
-  for (const auto& kv : items) bget.add_keys(kv.first);
-  bget.add_keys("missing");
-  prism::v1::BatchGetResponse bget_resp;
-  auto st = stub_->BatchGet(ctx().get(), bget, &bget_resp);
-  ASSERT_TRUE(st.ok()) << st.error_message();
-  ASSERT_EQ(bget_resp.results_size(), 5);
-  for (size_t i = 0; i < items.size(); ++i) {
-    EXPECT_TRUE(bget_resp.results(i).found()) << i;
-    EXPECT_EQ(bget_resp.results(i).value(), items[i].second) << i;  // byte-exact
-  }
-  EXPECT_FALSE(bget_resp.results(4).found());
-
-  prism::v1::ExistsRequest ex;
-  ex.set_namespace_("other");
-  ex.set_key("a");
-  prism::v1::ExistsResponse ex_resp;
-  ASSERT_TRUE(stub_->Exists(ctx().get(), ex, &ex_resp).ok());
-  EXPECT_FALSE(ex_resp.exists());  // namespaces are separate key spaces
-  ex.set_namespace_("ns");
-  ASSERT_TRUE(stub_->Exists(ctx().get(), ex, &ex_resp).ok());
-  EXPECT_TRUE(ex_resp.exists());
-
-  // Set is an upsert.
-  ASSERT_TRUE(Set("a", std::string("new\0bytes", 9)).ok());
-  prism::v1::GetResponse get_resp;
-  ASSERT_TRUE(Get("a", &get_resp).ok());
-  EXPECT_TRUE(get_resp.found());
-  EXPECT_EQ(get_resp.value(), std::string("new\0bytes", 9));
-  ASSERT_TRUE(Get("b", &get_resp).ok());
-  EXPECT_TRUE(get_resp.found());
-  EXPECT_EQ(get_resp.value(), "");
-
-  prism::v1::DeleteRequest del;
-  del.set_namespace_("ns");
-  del.set_key("a");
-  prism::v1::DeleteResponse del_resp;
-  ASSERT_TRUE(stub_->Delete(ctx().get(), del, &del_resp).ok());
-  EXPECT_TRUE(del_resp.deleted());
-  ASSERT_TRUE(stub_->Delete(ctx().get(), del, &del_resp).ok());
-  EXPECT_FALSE(del_resp.deleted());
-
-  prism::v1::BatchDeleteRequest bdel;
-  bdel.set_namespace_("ns");
-  for (std::string k : {"a", "b", "c", "d"}) bdel.add_keys(k);
-  prism::v1::BatchDeleteResponse bdel_resp;
-  ASSERT_TRUE(stub_->BatchDelete(ctx().get(), bdel, &bdel_resp).ok());
-  EXPECT_EQ(bdel_resp.deleted(), 2);
+  // Every byte value, an empty value, 1 MiB of random bytes, a non-ASCII key.
+  pt::ExpectKeyValueMethods(
+      *stub_, "ns", {{"a", AllBytes()}, {"b", ""}, {"c", big}, {"caf\xc3\xa9", "\xff\x00\xfe"}});
 
   // A batch is one transaction: one bad item and nothing is written.
   prism::v1::BatchSetRequest bad;
@@ -279,15 +177,19 @@ TEST_F(InProcess, AllSevenMethodsBinaryValuesByteExact) {
   auto* nul_item = bad.add_items();
   nul_item->set_key(std::string("nul\0key", 7));
   nul_item->set_value("v");
-  st = stub_->BatchSet(ctx().get(), bad, &bset_resp);
+  grpc::ClientContext bad_ctx;
+  bad_ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  prism::v1::BatchSetResponse bset_resp;
+  grpc::Status st = stub_->BatchSet(&bad_ctx, bad, &bset_resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  prism::v1::GetResponse get_resp;
   ASSERT_TRUE(Get("atomic-1", &get_resp).ok());
   EXPECT_FALSE(get_resp.found());
 
   auto spans = WaitSpans(recorder_.size());
   const SpanData* batch = Named(spans, "BATCH INSERT " + table_);
   ASSERT_NE(batch, nullptr);
-  EXPECT_EQ(Int(*batch, "db.operation.batch.size"), 2);
+  EXPECT_EQ(AttrInt(*batch, "db.operation.batch.size"), 2);  // the refused batch, the last
 }
 
 // The span tree, the stable DB attributes, and the statement span's own
@@ -319,17 +221,17 @@ TEST_F(InProcess, SpanTreeAndTraceparentInTheServerLog) {
   EXPECT_EQ(server->parent_span_id, client->context.span_id());
   EXPECT_EQ(pool->parent_span_id, server->context.span_id());
   EXPECT_EQ(stmt->parent_span_id, server->context.span_id());
-  EXPECT_EQ(Str(*pool, "db.client.connection.pool.name"), "postgres");
+  EXPECT_EQ(AttrStr(*pool, "db.client.connection.pool.name"), "postgres");
   EXPECT_EQ(stmt->kind, SpanKind::kClient);
-  EXPECT_EQ(Str(*stmt, "db.system.name"), "postgresql");
-  EXPECT_EQ(Str(*stmt, "db.operation.name"), "SELECT");
-  EXPECT_EQ(Str(*stmt, "db.collection.name"), table_);
-  EXPECT_EQ(Str(*stmt, "db.namespace"), "postgres|public");
-  EXPECT_EQ(Str(*stmt, "db.query.text"),
+  EXPECT_EQ(AttrStr(*stmt, "db.system.name"), "postgresql");
+  EXPECT_EQ(AttrStr(*stmt, "db.operation.name"), "SELECT");
+  EXPECT_EQ(AttrStr(*stmt, "db.collection.name"), table_);
+  EXPECT_EQ(AttrStr(*stmt, "db.namespace"), "postgres|public");
+  EXPECT_EQ(AttrStr(*stmt, "db.query.text"),
             "SELECT value FROM " + table_ + " WHERE ns = $1 AND key = $2");
-  EXPECT_EQ(Str(*stmt, "server.address"), "127.0.0.1");
-  EXPECT_EQ(Int(*stmt, "server.port"), std::stoi(g_pg->Get("PGPORT")));
-  EXPECT_EQ(Int(*stmt, "db.response.returned_rows"), 1);
+  EXPECT_EQ(AttrStr(*stmt, "server.address"), "127.0.0.1");
+  EXPECT_EQ(AttrInt(*stmt, "server.port"), std::stoi(g_pg->Get("PGPORT")));
+  EXPECT_EQ(AttrInt(*stmt, "db.response.returned_rows"), 1);
   for (const auto& s : spans) {
     for (const auto& kv : s.attributes) {
       if (auto* str = std::get_if<std::string>(&kv.value)) {
@@ -341,12 +243,7 @@ TEST_F(InProcess, SpanTreeAndTraceparentInTheServerLog) {
   std::string tp = prism::tracing::w3c::FormatTraceparent(stmt->context);
   std::string expected = "execute <unnamed>: SELECT value FROM " + table_ +
                          " WHERE ns = $1 AND key = $2 /*traceparent='" + tp + "'*/";
-  std::string log;
-  for (int i = 0; i < 100; ++i) {
-    log = ServerLog();
-    if (log.find(expected) != std::string::npos) break;
-    std::this_thread::sleep_for(20ms);
-  }
+  std::string log = WaitLog(expected);
   EXPECT_NE(log.find(expected), std::string::npos) << expected;
   EXPECT_EQ(tp.substr(36, 16), stmt->context.span_id().ToHex());
 }
@@ -390,7 +287,7 @@ TEST_F(InProcess, SlowStatementIsTheStatementSpanAndVisibleInPgStatActivity) {
   const SpanData* pool = Named(spans, "pool.acquire");
   ASSERT_TRUE(stmt && pool);
   EXPECT_GE(stmt->end_unix_nano - stmt->start_unix_nano, 300'000'000u);
-  EXPECT_LT(Int(*pool, "prism.pool.wait_us"), 100'000);
+  EXPECT_LT(AttrInt(*pool, "prism.pool.wait_us"), 100'000);
   std::string tp = prism::tracing::w3c::FormatTraceparent(stmt->context);
   EXPECT_EQ(seen, service_->sql(PgService::kSet) + " /*traceparent='" + tp + "'*/");
   EXPECT_LE(seen.size(), 1023u);
@@ -416,11 +313,11 @@ TEST_F(InProcess, RefusedTextIsInvalidArgumentWithTheSqlstate) {
   auto spans = WaitSpans(6);
   const SpanData* stmt = nullptr;
   for (const auto& s : spans) {
-    if (s.name == "INSERT " + table_ && Str(s, "db.response.status_code") == "22021") stmt = &s;
+    if (s.name == "INSERT " + table_ && AttrStr(s, "db.response.status_code") == "22021") stmt = &s;
   }
   ASSERT_NE(stmt, nullptr);
   EXPECT_EQ(stmt->status, StatusCode::kError);
-  EXPECT_EQ(Str(*stmt, "error.type"), "22021");
+  EXPECT_EQ(AttrStr(*stmt, "error.type"), "22021");
   // The connection is still good.
   EXPECT_TRUE(Set("fine", "v").ok());
 }
@@ -445,7 +342,7 @@ TEST_F(InProcess, DeadlineEndsAStuckStatement) {
   for (int i = 0; i < 100 && !canceled; ++i) {
     for (const auto& s : recorder_.spans()) {
       canceled = canceled ||
-                 (s.name == "INSERT " + table_ && Str(s, "db.response.status_code") == "57014");
+                 (s.name == "INSERT " + table_ && AttrStr(s, "db.response.status_code") == "57014");
     }
     if (!canceled) std::this_thread::sleep_for(10ms);
   }
@@ -477,7 +374,7 @@ TEST_F(InProcess, PoolExhaustionWaitsAndHonoursDeadlines) {
   int errors = 0;
   for (const auto& s : spans) {
     if (s.name == "pool.acquire" && s.status == StatusCode::kError) {
-      EXPECT_GE(Int(s, "prism.pool.wait_us"), 250'000);
+      EXPECT_GE(AttrInt(s, "prism.pool.wait_us"), 250'000);
       ++errors;
     }
   }
@@ -496,7 +393,7 @@ TEST_F(InProcess, PoolExhaustionWaitsAndHonoursDeadlines) {
   const SpanData* pool = Named(spans, "pool.acquire");
   ASSERT_NE(pool, nullptr);
   EXPECT_EQ(pool->status, StatusCode::kUnset);
-  EXPECT_GE(Int(*pool, "prism.pool.wait_us"), 250'000);
+  EXPECT_GE(AttrInt(*pool, "prism.pool.wait_us"), 250'000);
   EXPECT_GE(pool->end_unix_nano - pool->start_unix_nano, 250'000'000u);
 }
 
@@ -574,8 +471,7 @@ TEST_F(InProcess, ServerRestartMidRun) {
   grpc::Status st = Set("after", "v", 2s);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_NE(st.error_message().find("127.0.0.1"), std::string::npos) << st.error_message();
-  server_->Shutdown();
-  server_.reset();
+  kv_.Stop();
   service_.reset();
 }
 
@@ -608,12 +504,7 @@ TEST_F(InProcess, HostileTracestateStaysInTheComment) {
   std::string expected = "/*traceparent='" + tp +
                          "',tracestate='evil%3D%2A%2Fselect%20pg_sleep%285%29%2F%2A%2Cq%3Dx%27%"
                          "3Bdrop%20table%20kv%3B--%2Cb%3D%5C'*/";
-  std::string log;
-  for (int i = 0; i < 100; ++i) {
-    log = ServerLog();
-    if (log.find(expected) != std::string::npos) break;
-    std::this_thread::sleep_for(20ms);
-  }
+  std::string log = WaitLog(expected);
   EXPECT_NE(log.find(expected), std::string::npos) << expected;
   Session check(g_pg->Get("CONNINFO"));
   EXPECT_EQ(check.Exec("SELECT count(*) FROM " + table_), "1");
@@ -621,37 +512,19 @@ TEST_F(InProcess, HostileTracestateStaysInTheComment) {
 
 // Comment off: the prepared statements run, no comment reaches the server.
 TEST_F(InProcess, CommentOffUsesPreparedStatements) {
-  server_->Shutdown();
-  server_.reset();
+  kv_.Stop();
   PgOptions o;
   o.conninfo = g_pg->Get("CONNINFO");
   o.table = table_;
   o.sqlcommenter = false;
-  o.tracer = provider_->GetTracer("prism.plugin.postgres");
+  o.tracer = kv_.Tracer("prism.plugin.postgres");
   auto service = PgService::Open(o);
   ASSERT_TRUE(service.ok()) << service.status();
-  grpc::ServerBuilder b;
-  std::string target = "unix://" + dir_ + "/s2.sock";
-  b.AddListeningPort(target, grpc::InsecureServerCredentials());
-  b.RegisterService(service->get());
-  auto server = b.BuildAndStart();
-  auto stub =
-      prism::v1::KeyValue::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  prism::v1::SetRequest req;
-  req.set_namespace_("ns");
-  req.set_key("plain-key-for-off");
-  req.set_value("v");
-  prism::v1::SetResponse resp;
-  ASSERT_TRUE(stub->Set(&ctx, req, &resp).ok());
-  server->Shutdown();
-  std::string log;
-  for (int i = 0; i < 50; ++i) {
-    log = ServerLog();
-    if (log.find("execute prism_set: INSERT INTO " + table_) != std::string::npos) break;
-    std::this_thread::sleep_for(20ms);
-  }
-  std::regex re("execute prism_set: INSERT INTO " + table_ + " [^\n]*\n");
+  ASSERT_TRUE(kv_.Start(service->get(), dir_, "s2.sock"));
+  ASSERT_TRUE(Set("plain-key-for-off", "v").ok());
+  kv_.Stop();
+  std::string log = WaitLog("execute prism_set: INSERT INTO " + table_);
+  std::regex re("execute prism_set: INSERT INTO " + table_ + " [^\\n]*\\n");
   std::smatch m;
   ASSERT_TRUE(std::regex_search(log, m, re));
   EXPECT_EQ(m.str().find("/*"), std::string::npos) << m.str();
@@ -671,16 +544,10 @@ TEST(ChildProcess, TraceFileAndStartupFailures) {
   ASSERT_TRUE(pt::WaitServing(target, 20s)) << pt::ReadFile(dir + "/stderr");
   auto stub =
       prism::v1::KeyValue::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
-  {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-    prism::v1::SetRequest req;
-    req.set_namespace_("ns");
-    req.set_key("k");
-    req.set_value("secret-value");
-    prism::v1::SetResponse resp;
-    ASSERT_TRUE(stub->Set(&ctx, req, &resp).ok());
-  }
+  ASSERT_TRUE(
+      pt::KvSet(*stub, "ns", "k", "secret-value", 5s,
+                {{"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}})
+          .ok());
   p.Signal(SIGTERM);
   ASSERT_EQ(p.Wait(20s), 0) << pt::ReadFile(dir + "/stderr");
   auto spans = pt::ReadTraceFile(trace_file);
