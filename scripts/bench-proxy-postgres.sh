@@ -11,7 +11,11 @@
 # Rounds interleave the paths in a rotated order; the figures that matter are
 # the per-round ratios and their medians (the shared VM drifts by tens of %).
 # Usage: scripts/bench-proxy-postgres.sh [BUILD_DIR] [--record]
-#   env: ROUNDS (default 8), DURATION (s per run, default 1), CONCURRENCY (default 8)
+# Then, on the same server, build/bench/prism_bench_pg_statements (one libpq
+# connection, no proxy: the statements alone, with the server backend's own
+# CPU time per statement, which the machine's noise does not inflate).
+#   env: ROUNDS (default 8), DURATION (s per run, default 1), CONCURRENCY (default 8),
+#        STMT_REPS (statement benchmark repetitions, default 10; 0: skip it)
 # --record appends the tables to docs/benchmarks.md under "## PostgreSQL".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +23,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/bench-common.sh"
 bench_args "$@"
 bench_need prism-proxy prism-plugin-postgres prism-loadgen
+STMT_REPS=${STMT_REPS:-10}
+STMT_BENCH="$BUILD/bench/prism_bench_pg_statements"
+if [ "$STMT_REPS" != 0 ] && [ ! -x "$STMT_BENCH" ]; then
+  echo "bench-proxy-postgres: $STMT_BENCH missing; build first (or STMT_REPS=0)" >&2
+  exit 1
+fi
 DURATION=${DURATION:-1}
 CONCURRENCY=${CONCURRENCY:-8}
 ROUNDS=${ROUNDS:-8}
@@ -129,6 +139,31 @@ for label, a, b in (("tracing on vs off (both prepared, no comment)", "on_prep",
         cells.append(f"**{pct(m)}** [{pct(lo)} … {pct(hi)}]")
     print(f"| {label} | {cells[0]} | {cells[1]} |")
 PY
+if [ "$STMT_REPS" != 0 ]; then
+  PRISM_PG_CONNINFO="$CONNINFO" "$STMT_BENCH" --benchmark_repetitions="$STMT_REPS" \
+    --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
+    --benchmark_format=json >"$WORK/stmt.json" 2>"$WORK/stmt.err" ||
+    { cat "$WORK/stmt.err" >&2; exit 1; }
+  python3 - "$WORK/stmt.json" "$STMT_REPS" >>"$TABLE" <<'PY'
+import json, sys
+b = {x["run_name"].split("/")[0]: x for x in json.load(open(sys.argv[1]))["benchmarks"]
+     if x.get("aggregate_name") == "median"}
+print(f"\nThe statements alone (prism_bench_pg_statements: one connection, no proxy), medians of {sys.argv[2]} "
+      "interleaved repetitions; server CPU = the PostgreSQL backend's CPU time per statement "
+      "(/proc/PID/schedstat):\n")
+print("| statement | Get: wall µs | Get: server CPU µs | Set: wall µs | Set: server CPU µs |")
+print("|---|---:|---:|---:|---:|")
+for mode, label in (("prepared", "named prepared statement, no comment"),
+                    ("unnamed", "unnamed (PQexecParams), no comment"),
+                    ("unnamed_comment", "unnamed + traceparent comment (default for sampled calls)"),
+                    ("prepare_each", "prepared per call + comment (PQprepare + PQexecPrepared)")):
+    g, s = b[f"BM_Get_{mode}"], b[f"BM_Set_{mode}"]
+    cell = lambda x: f"{x['real_time'] / 1e3:.1f} | {x.get('server_cpu_us', float('nan')):.1f}"
+    print(f"| {label} | {cell(g)} | {cell(s)} |")
+c = b["BM_CommentBuild"]
+print(f"\nBuilding the comment (TraceComment + AppendSqlComment, client side): {c['cpu_time']:.0f} ns CPU.")
+PY
+fi
 echo
 cat "$TABLE"
 if [ "$RECORD" = 1 ]; then
