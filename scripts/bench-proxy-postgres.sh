@@ -18,20 +18,18 @@
 #        STMT_REPS (statement benchmark repetitions, default 10; 0: skip it)
 # --record appends the tables to docs/benchmarks.md under "## PostgreSQL".
 set -euo pipefail
+DURATION=${DURATION:-1}
+CONCURRENCY=${CONCURRENCY:-8}
+ROUNDS=${ROUNDS:-8}
+STMT_REPS=${STMT_REPS:-10}
+[ "$STMT_REPS" = 1 ] && STMT_REPS=2  # medians need two repetitions
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/bench-common.sh
 source "$ROOT/scripts/bench-common.sh"
 bench_args "$@"
 bench_need prism-proxy prism-plugin-postgres prism-loadgen
-STMT_REPS=${STMT_REPS:-10}
+[ "$STMT_REPS" = 0 ] || bench_need ../bench/prism_bench_pg_statements
 STMT_BENCH="$BUILD/bench/prism_bench_pg_statements"
-if [ "$STMT_REPS" != 0 ] && [ ! -x "$STMT_BENCH" ]; then
-  echo "bench-proxy-postgres: $STMT_BENCH missing; build first (or STMT_REPS=0)" >&2
-  exit 1
-fi
-DURATION=${DURATION:-1}
-CONCURRENCY=${CONCURRENCY:-8}
-ROUNDS=${ROUNDS:-8}
 PG=$ROOT/plugins/postgres/scripts/throwaway-postgres.sh
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-bench-pg-XXXXXX")
 PIDS=()

@@ -39,13 +39,6 @@ const prism::cli::SpanRecord* Find(const std::vector<prism::cli::SpanRecord>& sp
   return nullptr;
 }
 
-std::vector<prism::cli::SpanRecord> TraceSpans(const std::string& file, const std::string& id) {
-  auto f = prism::cli::TraceFile::Load(file);
-  if (!f.ok()) return {};
-  const auto* spans = f->Spans(id);
-  return spans ? *spans : std::vector<prism::cli::SpanRecord>{};
-}
-
 // tools/interop/receiver.js: OTLP decoded by the OpenTelemetry JS project's
 // own protobuf definitions; one JSON line per export request.
 class OtlpReceiver {
@@ -187,7 +180,10 @@ TEST_F(PostgresE2E, KeyValueAndOneTraceIntoPostgres) {
   ASSERT_EQ(trace_id.size(), 32u);
   EXPECT_EQ(proxy.Stop(), 0);
 
-  auto spans = TraceSpans(proxy.trace_file(), trace_id);
+  auto file = prism::cli::TraceFile::Load(proxy.trace_file());
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_NE(file->Spans(trace_id), nullptr) << "no trace " << trace_id;
+  const std::vector<prism::cli::SpanRecord>& spans = *file->Spans(trace_id);
   const auto* cli = Find(spans, "prism.v1.KeyValue/Get", "prism-cli");
   const auto* server = Find(spans, "prism.v1.KeyValue/Get", "prism-proxy", 2);
   const auto* client = Find(spans, "prism.v1.KeyValue/Get", "prism-proxy", 3);

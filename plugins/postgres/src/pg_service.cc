@@ -524,62 +524,55 @@ struct Params {
       : v{a.data(), b.data(), c.data()},
         l{static_cast<int>(a.size()), static_cast<int>(b.size()), static_cast<int>(c.size())} {}
 };
+// Whether a lookup found its row (recorded as db.response.returned_rows).
+bool Found(PGresult* r, DbSpan& span) {
+  bool found = PQntuples(r) > 0;
+  span.SetReturnedRows(found ? 1 : 0);
+  return found;
+}
+
 }  // namespace
+
+template <typename Req, typename F>
+grpc::Status PgService::Single(grpc::ServerContext* ctx, const Req* req, std::string_view operation,
+                               Stmt s, const char* const* values, const int* lengths, F&& use) {
+  PRISM_PG_CALL(ctx, req, {
+    DbSpan span(options_.tracer, parent, call.Op(operation, s));
+    if (auto st = call.Start(span, ""); !st.ok()) return prism::plugin::ToGrpcStatus(st);
+    auto r = call.Run(span, s, values, lengths);
+    if (!r.ok()) return prism::plugin::ToGrpcStatus(r.status());
+    use(r->get(), span);
+    return grpc::Status::OK;
+  });
+}
 
 grpc::Status PgService::Get(grpc::ServerContext* ctx, const prism::v1::GetRequest* req,
                             prism::v1::GetResponse* resp) {
-  PRISM_PG_CALL(ctx, req, {
-    DbSpan span(options_.tracer, parent, call.Op("SELECT", kGet));
-    if (auto st = call.Start(span, ""); !st.ok()) return prism::plugin::ToGrpcStatus(st);
-    Params p(req->namespace_(), req->key());
-    auto r = call.Run(span, kGet, p.v, p.l);
-    if (!r.ok()) return prism::plugin::ToGrpcStatus(r.status());
-    bool found = PQntuples(r->get()) > 0;
-    resp->set_found(found);
-    if (found) resp->set_value(PQgetvalue(r->get(), 0, 0), PQgetlength(r->get(), 0, 0));
-    span.SetReturnedRows(found ? 1 : 0);
-    return grpc::Status::OK;
+  Params p(req->namespace_(), req->key());
+  return Single(ctx, req, "SELECT", kGet, p.v, p.l, [&](PGresult* r, DbSpan& span) {
+    resp->set_found(Found(r, span));
+    if (resp->found()) resp->set_value(PQgetvalue(r, 0, 0), PQgetlength(r, 0, 0));
   });
 }
 
 grpc::Status PgService::Set(grpc::ServerContext* ctx, const prism::v1::SetRequest* req,
                             prism::v1::SetResponse*) {
-  PRISM_PG_CALL(ctx, req, {
-    DbSpan span(options_.tracer, parent, call.Op("INSERT", kSet));
-    if (auto st = call.Start(span, ""); !st.ok()) return prism::plugin::ToGrpcStatus(st);
-    Params p(req->namespace_(), req->key(), req->value());
-    auto r = call.Run(span, kSet, p.v, p.l);
-    if (!r.ok()) return prism::plugin::ToGrpcStatus(r.status());
-    return grpc::Status::OK;
-  });
+  Params p(req->namespace_(), req->key(), req->value());
+  return Single(ctx, req, "INSERT", kSet, p.v, p.l, [](PGresult*, DbSpan&) {});
 }
 
 grpc::Status PgService::Delete(grpc::ServerContext* ctx, const prism::v1::DeleteRequest* req,
                                prism::v1::DeleteResponse* resp) {
-  PRISM_PG_CALL(ctx, req, {
-    DbSpan span(options_.tracer, parent, call.Op("DELETE", kDelete));
-    if (auto st = call.Start(span, ""); !st.ok()) return prism::plugin::ToGrpcStatus(st);
-    Params p(req->namespace_(), req->key());
-    auto r = call.Run(span, kDelete, p.v, p.l);
-    if (!r.ok()) return prism::plugin::ToGrpcStatus(r.status());
-    resp->set_deleted(std::atoi(PQcmdTuples(r->get())) > 0);
-    return grpc::Status::OK;
-  });
+  Params p(req->namespace_(), req->key());
+  return Single(ctx, req, "DELETE", kDelete, p.v, p.l,
+                [&](PGresult* r, DbSpan&) { resp->set_deleted(std::atoi(PQcmdTuples(r)) > 0); });
 }
 
 grpc::Status PgService::Exists(grpc::ServerContext* ctx, const prism::v1::ExistsRequest* req,
                                prism::v1::ExistsResponse* resp) {
-  PRISM_PG_CALL(ctx, req, {
-    DbSpan span(options_.tracer, parent, call.Op("SELECT", kExists));
-    if (auto st = call.Start(span, ""); !st.ok()) return prism::plugin::ToGrpcStatus(st);
-    Params p(req->namespace_(), req->key());
-    auto r = call.Run(span, kExists, p.v, p.l);
-    if (!r.ok()) return prism::plugin::ToGrpcStatus(r.status());
-    bool found = PQntuples(r->get()) > 0;
-    resp->set_exists(found);
-    span.SetReturnedRows(found ? 1 : 0);
-    return grpc::Status::OK;
-  });
+  Params p(req->namespace_(), req->key());
+  return Single(ctx, req, "SELECT", kExists, p.v, p.l,
+                [&](PGresult* r, DbSpan& span) { resp->set_exists(Found(r, span)); });
 }
 
 grpc::Status PgService::BatchGet(grpc::ServerContext* ctx, const prism::v1::BatchGetRequest* req,

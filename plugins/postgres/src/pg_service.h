@@ -12,8 +12,10 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
+#include "prism/plugin/kv_methods.h"
 #include "prism/plugin/pool.h"
 #include "prism/tracing/tracer.h"
 #include "prism/v1/kv.grpc.pb.h"
@@ -64,20 +66,7 @@ class PgService final : public prism::v1::KeyValue::Service {
   // name the server and PostgreSQL's reason.
   static absl::StatusOr<std::unique_ptr<PgService>> Open(PgOptions options);
 
-  grpc::Status Get(grpc::ServerContext*, const prism::v1::GetRequest*,
-                   prism::v1::GetResponse*) override;
-  grpc::Status Set(grpc::ServerContext*, const prism::v1::SetRequest*,
-                   prism::v1::SetResponse*) override;
-  grpc::Status Delete(grpc::ServerContext*, const prism::v1::DeleteRequest*,
-                      prism::v1::DeleteResponse*) override;
-  grpc::Status Exists(grpc::ServerContext*, const prism::v1::ExistsRequest*,
-                      prism::v1::ExistsResponse*) override;
-  grpc::Status BatchGet(grpc::ServerContext*, const prism::v1::BatchGetRequest*,
-                        prism::v1::BatchGetResponse*) override;
-  grpc::Status BatchSet(grpc::ServerContext*, const prism::v1::BatchSetRequest*,
-                        prism::v1::BatchSetResponse*) override;
-  grpc::Status BatchDelete(grpc::ServerContext*, const prism::v1::BatchDeleteRequest*,
-                           prism::v1::BatchDeleteResponse*) override;
+  PRISM_KV_SYNC_METHODS();
 
   prism::plugin::Pool<PgConn>& pool() { return *pool_; }
   const std::string& server_address() const { return server_address_; }
@@ -92,6 +81,11 @@ class PgService final : public prism::v1::KeyValue::Service {
 
  private:
   PgService() = default;
+  // One statement for one key (Get, Set, Delete, Exists): `use(result,
+  // span)` reads the answer.
+  template <typename Req, typename F>
+  grpc::Status Single(grpc::ServerContext* ctx, const Req* req, std::string_view operation, Stmt s,
+                      const char* const* values, const int* lengths, F&& use);
   absl::Status EnsureConnected(PgConn& c, std::chrono::system_clock::time_point deadline,
                                const prism::tracing::SpanContext& parent);
   PgOptions options_;

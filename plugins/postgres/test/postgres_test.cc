@@ -26,16 +26,11 @@
 namespace prism::postgres {
 namespace {
 
-using namespace std::chrono_literals;
 namespace pt = prism::plugin::testing;
-using prism::tracing::SpanData;
-using prism::tracing::SpanKind;
-using prism::tracing::StatusCode;
-
-using pt::AttrInt;
-using pt::AttrStr;
-const SpanData* Named(const std::vector<SpanData>& spans, const std::string& name) {
-  const SpanData* found = nullptr;
+namespace tr = prism::tracing;
+using namespace std::chrono_literals;
+const tr::SpanData* Named(const std::vector<tr::SpanData>& spans, const std::string& name) {
+  const tr::SpanData* found = nullptr;
   for (const auto& s : spans) {
     if (s.name == name) found = &s;
   }
@@ -115,7 +110,7 @@ class InProcess : public ::testing::Test {
   void Restart(const std::string& conninfo, int pool_size, int acquire_timeout_ms = 5000) {
     kv_.Stop();
     service_.reset();
-    recorder_.Clear();
+    kv_.recorder.Clear();
     Start(conninfo, pool_size, acquire_timeout_ms);
   }
 
@@ -124,7 +119,7 @@ class InProcess : public ::testing::Test {
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
-  std::vector<SpanData> WaitSpans(size_t n) { return kv_.WaitSpans(n); }
+  std::vector<tr::SpanData> WaitSpans(size_t n) { return kv_.WaitSpans(n); }
 
   // Waits until PostgreSQL's log has `needle`; returns the log.
   std::string WaitLog(const std::string& needle) {
@@ -139,17 +134,14 @@ class InProcess : public ::testing::Test {
 
   grpc::Status Set(const std::string& key, const std::string& value,
                    std::chrono::milliseconds deadline = 5s) {
-    return pt::KvSet(*stub_, "ns", key, value, deadline);
+    return pt::KvSet(*kv_.stub, "ns", key, value, deadline);
   }
   grpc::Status Get(const std::string& key, prism::v1::GetResponse* resp,
                    std::chrono::milliseconds deadline = 5s) {
-    return pt::KvGet(*stub_, "ns", key, resp, deadline);
+    return pt::KvGet(*kv_.stub, "ns", key, resp, deadline);
   }
 
   pt::TracedKvServer kv_;
-  prism::tracing::InMemorySpanRecorder& recorder_ = kv_.recorder;
-  prism::tracing::Tracer& tracer_ = kv_.client_tracer;
-  std::unique_ptr<prism::v1::KeyValue::Stub>& stub_ = kv_.stub;
   std::string dir_, table_;
   std::unique_ptr<PgService> service_;
 };
@@ -166,7 +158,7 @@ TEST_F(InProcess, AllSevenMethodsBinaryValuesByteExact) {
   for (auto& ch : big) ch = static_cast<char>(rng());
   // Every byte value, an empty value, 1 MiB of random bytes, a non-ASCII key.
   pt::ExpectKeyValueMethods(
-      *stub_, "ns", {{"a", AllBytes()}, {"b", ""}, {"c", big}, {"caf\xc3\xa9", "\xff\x00\xfe"}});
+      *kv_.stub, "ns", {{"a", AllBytes()}, {"b", ""}, {"c", big}, {"caf\xc3\xa9", "\xff\x00\xfe"}});
 
   // A batch is one transaction: one bad item and nothing is written.
   prism::v1::BatchSetRequest bad;
@@ -180,16 +172,16 @@ TEST_F(InProcess, AllSevenMethodsBinaryValuesByteExact) {
   grpc::ClientContext bad_ctx;
   bad_ctx.set_deadline(std::chrono::system_clock::now() + 5s);
   prism::v1::BatchSetResponse bset_resp;
-  grpc::Status st = stub_->BatchSet(&bad_ctx, bad, &bset_resp);
+  grpc::Status st = kv_.stub->BatchSet(&bad_ctx, bad, &bset_resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
   prism::v1::GetResponse get_resp;
   ASSERT_TRUE(Get("atomic-1", &get_resp).ok());
   EXPECT_FALSE(get_resp.found());
 
-  auto spans = WaitSpans(recorder_.size());
-  const SpanData* batch = Named(spans, "BATCH INSERT " + table_);
+  auto spans = WaitSpans(kv_.recorder.size());
+  const tr::SpanData* batch = Named(spans, "BATCH INSERT " + table_);
   ASSERT_NE(batch, nullptr);
-  EXPECT_EQ(AttrInt(*batch, "db.operation.batch.size"), 2);  // the refused batch, the last
+  EXPECT_EQ(pt::AttrInt(*batch, "db.operation.batch.size"), 2);  // the refused batch, the last
 }
 
 // The span tree, the stable DB attributes, and the statement span's own
@@ -197,8 +189,8 @@ TEST_F(InProcess, AllSevenMethodsBinaryValuesByteExact) {
 TEST_F(InProcess, SpanTreeAndTraceparentInTheServerLog) {
   ASSERT_TRUE(Set("k", "secret-value").ok());
   WaitSpans(4);
-  recorder_.Clear();
-  auto root = tracer_.StartSpan("root");
+  kv_.recorder.Clear();
+  auto root = kv_.client_tracer.StartSpan("root");
   {
     prism::tracing::Scope scope(root);
     prism::v1::GetResponse resp;
@@ -207,31 +199,32 @@ TEST_F(InProcess, SpanTreeAndTraceparentInTheServerLog) {
   }
   root.End();
   auto spans = WaitSpans(5);
-  const SpanData *client = nullptr, *server = nullptr, *pool = nullptr, *stmt = nullptr;
+  const tr::SpanData *client = nullptr, *server = nullptr, *pool = nullptr, *stmt = nullptr;
   for (const auto& s : spans) {
-    if (s.kind == SpanKind::kClient && s.name == "prism.v1.KeyValue/Get") client = &s;
-    if (s.kind == SpanKind::kServer) server = &s;
+    if (s.kind == tr::SpanKind::kClient && s.name == "prism.v1.KeyValue/Get") client = &s;
+    if (s.kind == tr::SpanKind::kServer) server = &s;
     if (s.name == "pool.acquire") pool = &s;
     if (s.name == "SELECT " + table_) stmt = &s;
   }
   ASSERT_TRUE(client && server && pool && stmt);
   const auto& trace = root.context().trace_id();
-  for (const SpanData* s : {client, server, pool, stmt}) EXPECT_EQ(s->context.trace_id(), trace);
+  for (const tr::SpanData* s : {client, server, pool, stmt})
+    EXPECT_EQ(s->context.trace_id(), trace);
   EXPECT_EQ(client->parent_span_id, root.context().span_id());
   EXPECT_EQ(server->parent_span_id, client->context.span_id());
   EXPECT_EQ(pool->parent_span_id, server->context.span_id());
   EXPECT_EQ(stmt->parent_span_id, server->context.span_id());
-  EXPECT_EQ(AttrStr(*pool, "db.client.connection.pool.name"), "postgres");
-  EXPECT_EQ(stmt->kind, SpanKind::kClient);
-  EXPECT_EQ(AttrStr(*stmt, "db.system.name"), "postgresql");
-  EXPECT_EQ(AttrStr(*stmt, "db.operation.name"), "SELECT");
-  EXPECT_EQ(AttrStr(*stmt, "db.collection.name"), table_);
-  EXPECT_EQ(AttrStr(*stmt, "db.namespace"), "postgres|public");
-  EXPECT_EQ(AttrStr(*stmt, "db.query.text"),
+  EXPECT_EQ(pt::AttrStr(*pool, "db.client.connection.pool.name"), "postgres");
+  EXPECT_EQ(stmt->kind, tr::SpanKind::kClient);
+  EXPECT_EQ(pt::AttrStr(*stmt, "db.system.name"), "postgresql");
+  EXPECT_EQ(pt::AttrStr(*stmt, "db.operation.name"), "SELECT");
+  EXPECT_EQ(pt::AttrStr(*stmt, "db.collection.name"), table_);
+  EXPECT_EQ(pt::AttrStr(*stmt, "db.namespace"), "postgres|public");
+  EXPECT_EQ(pt::AttrStr(*stmt, "db.query.text"),
             "SELECT value FROM " + table_ + " WHERE ns = $1 AND key = $2");
-  EXPECT_EQ(AttrStr(*stmt, "server.address"), "127.0.0.1");
-  EXPECT_EQ(AttrInt(*stmt, "server.port"), std::stoi(g_pg->Get("PGPORT")));
-  EXPECT_EQ(AttrInt(*stmt, "db.response.returned_rows"), 1);
+  EXPECT_EQ(pt::AttrStr(*stmt, "server.address"), "127.0.0.1");
+  EXPECT_EQ(pt::AttrInt(*stmt, "server.port"), std::stoi(g_pg->Get("PGPORT")));
+  EXPECT_EQ(pt::AttrInt(*stmt, "db.response.returned_rows"), 1);
   for (const auto& s : spans) {
     for (const auto& kv : s.attributes) {
       if (auto* str = std::get_if<std::string>(&kv.value)) {
@@ -256,7 +249,7 @@ TEST_F(InProcess, SlowStatementIsTheStatementSpanAndVisibleInPgStatActivity) {
   Session lock(g_pg->Get("CONNINFO"));
   lock.Exec("BEGIN");
   lock.Exec("SELECT value FROM " + table_ + " WHERE ns = 'ns' AND key = 'hot' FOR UPDATE");
-  recorder_.Clear();
+  kv_.recorder.Clear();
   // A caller's tracestate that would push the comment past
   // pg_stat_activity's 1024 bytes: it is left out, the traceparent stays,
   // and the comment PostgreSQL shows is whole.
@@ -266,7 +259,7 @@ TEST_F(InProcess, SlowStatementIsTheStatementSpanAndVisibleInPgStatActivity) {
   ASSERT_TRUE(remote);
   prism::tracing::StartSpanOptions o;
   o.parent = *remote;
-  auto root = tracer_.StartSpan("root", std::move(o));
+  auto root = kv_.client_tracer.StartSpan("root", std::move(o));
   std::thread writer([&] {
     prism::tracing::Scope scope(root);
     EXPECT_TRUE(Set("hot", "v1").ok());
@@ -283,11 +276,11 @@ TEST_F(InProcess, SlowStatementIsTheStatementSpanAndVisibleInPgStatActivity) {
   lock.Exec("COMMIT");
   writer.join();
   auto spans = WaitSpans(3);
-  const SpanData* stmt = Named(spans, "INSERT " + table_);
-  const SpanData* pool = Named(spans, "pool.acquire");
+  const tr::SpanData* stmt = Named(spans, "INSERT " + table_);
+  const tr::SpanData* pool = Named(spans, "pool.acquire");
   ASSERT_TRUE(stmt && pool);
   EXPECT_GE(stmt->end_unix_nano - stmt->start_unix_nano, 300'000'000u);
-  EXPECT_LT(AttrInt(*pool, "prism.pool.wait_us"), 100'000);
+  EXPECT_LT(pt::AttrInt(*pool, "prism.pool.wait_us"), 100'000);
   std::string tp = prism::tracing::w3c::FormatTraceparent(stmt->context);
   EXPECT_EQ(seen, service_->sql(PgService::kSet) + " /*traceparent='" + tp + "'*/");
   EXPECT_LE(seen.size(), 1023u);
@@ -311,13 +304,14 @@ TEST_F(InProcess, RefusedTextIsInvalidArgumentWithTheSqlstate) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
   EXPECT_NE(st.error_message().find("(SQLSTATE 54000)"), std::string::npos) << st.error_message();
   auto spans = WaitSpans(6);
-  const SpanData* stmt = nullptr;
+  const tr::SpanData* stmt = nullptr;
   for (const auto& s : spans) {
-    if (s.name == "INSERT " + table_ && AttrStr(s, "db.response.status_code") == "22021") stmt = &s;
+    if (s.name == "INSERT " + table_ && pt::AttrStr(s, "db.response.status_code") == "22021")
+      stmt = &s;
   }
   ASSERT_NE(stmt, nullptr);
-  EXPECT_EQ(stmt->status, StatusCode::kError);
-  EXPECT_EQ(AttrStr(*stmt, "error.type"), "22021");
+  EXPECT_EQ(stmt->status, tr::StatusCode::kError);
+  EXPECT_EQ(pt::AttrStr(*stmt, "error.type"), "22021");
   // The connection is still good.
   EXPECT_TRUE(Set("fine", "v").ok());
 }
@@ -340,9 +334,9 @@ TEST_F(InProcess, DeadlineEndsAStuckStatement) {
   // span ended with the server's cancel, SQLSTATE 57014.
   bool canceled = false;
   for (int i = 0; i < 100 && !canceled; ++i) {
-    for (const auto& s : recorder_.spans()) {
-      canceled = canceled ||
-                 (s.name == "INSERT " + table_ && AttrStr(s, "db.response.status_code") == "57014");
+    for (const auto& s : kv_.recorder.spans()) {
+      canceled = canceled || (s.name == "INSERT " + table_ &&
+                              pt::AttrStr(s, "db.response.status_code") == "57014");
     }
     if (!canceled) std::this_thread::sleep_for(10ms);
   }
@@ -373,13 +367,13 @@ TEST_F(InProcess, PoolExhaustionWaitsAndHonoursDeadlines) {
   auto spans = WaitSpans(5);
   int errors = 0;
   for (const auto& s : spans) {
-    if (s.name == "pool.acquire" && s.status == StatusCode::kError) {
-      EXPECT_GE(AttrInt(s, "prism.pool.wait_us"), 250'000);
+    if (s.name == "pool.acquire" && s.status == tr::StatusCode::kError) {
+      EXPECT_GE(pt::AttrInt(s, "prism.pool.wait_us"), 250'000);
       ++errors;
     }
   }
   EXPECT_EQ(errors, 2);
-  recorder_.Clear();
+  kv_.recorder.Clear();
   // Released while a call waits: the call gets the connection, and its
   // pool.acquire span shows the wait.
   std::thread release([&] {
@@ -390,10 +384,10 @@ TEST_F(InProcess, PoolExhaustionWaitsAndHonoursDeadlines) {
   release.join();
   EXPECT_TRUE(st.ok()) << st.error_message();
   spans = WaitSpans(3);
-  const SpanData* pool = Named(spans, "pool.acquire");
+  const tr::SpanData* pool = Named(spans, "pool.acquire");
   ASSERT_NE(pool, nullptr);
-  EXPECT_EQ(pool->status, StatusCode::kUnset);
-  EXPECT_GE(AttrInt(*pool, "prism.pool.wait_us"), 250'000);
+  EXPECT_EQ(pool->status, tr::StatusCode::kUnset);
+  EXPECT_GE(pt::AttrInt(*pool, "prism.pool.wait_us"), 250'000);
   EXPECT_GE(pool->end_unix_nano - pool->start_unix_nano, 250'000'000u);
 }
 
@@ -452,16 +446,16 @@ TEST_F(InProcess, ServerRestartMidRun) {
   }
   // The failed reconnects are pool.connect spans under the calls' SERVER spans.
   {
-    auto spans = recorder_.spans();
-    const SpanData* connect = nullptr;
+    auto spans = kv_.recorder.spans();
+    const tr::SpanData* connect = nullptr;
     for (const auto& s : spans) {
-      if (s.name == "pool.connect" && s.status == StatusCode::kError) connect = &s;
+      if (s.name == "pool.connect" && s.status == tr::StatusCode::kError) connect = &s;
     }
     ASSERT_NE(connect, nullptr);
     EXPECT_NE(connect->status_message.find("cannot connect to postgresql"), std::string::npos);
     bool parent_is_server = false;
     for (const auto& s : spans) {
-      parent_is_server = parent_is_server || (s.kind == SpanKind::kServer &&
+      parent_is_server = parent_is_server || (s.kind == tr::SpanKind::kServer &&
                                               s.context.span_id() == connect->parent_span_id);
     }
     EXPECT_TRUE(parent_is_server);
@@ -486,7 +480,7 @@ TEST_F(InProcess, HostileTracestateStaysInTheComment) {
   ASSERT_EQ(remote->trace_state().size(), 3u);
   prism::tracing::StartSpanOptions o;
   o.parent = *remote;
-  auto root = tracer_.StartSpan("root", std::move(o));
+  auto root = kv_.client_tracer.StartSpan("root", std::move(o));
   {
     prism::tracing::Scope scope(root);
     auto t0 = std::chrono::steady_clock::now();
@@ -498,7 +492,7 @@ TEST_F(InProcess, HostileTracestateStaysInTheComment) {
   ASSERT_TRUE(Get("k*/", &resp).ok());
   EXPECT_EQ(resp.value(), "v'--");
   auto spans = WaitSpans(4);
-  const SpanData* stmt = Named(spans, "INSERT " + table_);
+  const tr::SpanData* stmt = Named(spans, "INSERT " + table_);
   ASSERT_NE(stmt, nullptr);
   std::string tp = prism::tracing::w3c::FormatTraceparent(stmt->context);
   std::string expected = "/*traceparent='" + tp +
