@@ -315,6 +315,9 @@ struct PgService::Call {
   // After a failed batch: leave no open transaction behind.
   void Rollback(DbSpan& span) {
     if (!c.conn) return;
+    // A SET merged with the BEGIN belongs to the transaction: rolled back
+    // with it, so the value on the connection is unknown again.
+    c.statement_timeout_ms = -1;
     if (PQtransactionStatus(c.conn) == PQTRANS_IDLE) return;
     if (Clock::now() >= deadline || !Command(span, "ROLLBACK").ok()) c.Drop();
   }
