@@ -48,3 +48,27 @@ YAML
                           OTEL_TRACES_SAMPLER_ARG=ratio=0.01,slow_ms=100) ;;
   esac
 }
+
+# bench_args [BUILD_DIR] [--record]: sets BUILD (absolute), BIN and RECORD
+# (1 with --record) from a benchmark script's arguments; needs ROOT.
+bench_args() {
+  BUILD=${1:-build}
+  case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+  RECORD=0
+  [ "${2:-}" = "--record" ] && RECORD=1
+  BIN="$BUILD/bin"
+}
+
+# bench_need BINARY...: each must be built in $BIN, or the script stops.
+bench_need() {
+  local b
+  for b in "$@"; do
+    [ -x "$BIN/$b" ] || { echo "$(basename "$0"): $BIN/$b missing; build first" >&2; exit 1; }
+  done
+}
+
+# stop_pids: SIGTERM and reap every pid in the PIDS array.
+stop_pids() {
+  local p
+  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+}

@@ -28,29 +28,22 @@
 # --record appends the tables to docs/benchmarks.md under "## Proxy".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${1:-build}
-case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
-RECORD=0
-[ "${2:-}" = "--record" ] && RECORD=1
-BIN="$BUILD/bin"
+# shellcheck source=scripts/bench-common.sh
+source "$ROOT/scripts/bench-common.sh"
+bench_args "$@"
 BACKEND=${BACKEND:-memstore}
 OP=${OP:-get}
-for b in prism-proxy "prism-plugin-$BACKEND" prism-loadgen; do
-  [ -x "$BIN/$b" ] || { echo "bench-proxy: $BIN/$b missing; build first" >&2; exit 1; }
-done
+bench_need prism-proxy "prism-plugin-$BACKEND" prism-loadgen
 DURATION=${DURATION:-1}
 CONCURRENCY=${CONCURRENCY:-32}
 ROUNDS=${ROUNDS:-30}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-bench-XXXXXX")
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  stop_pids
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-# shellcheck source=scripts/bench-common.sh
-source "$ROOT/scripts/bench-common.sh"
 
 BACKEND_ARGS=()  # settings of the plugin, as flags
 if [ "$BACKEND" = redis ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the Google Benchmark programs, repeated so medians can be
-# quoted (see docs/benchmarks.md), then the proxy side-by-side run.
+# quoted (see docs/benchmarks.md), then the proxy side-by-side runs
+# (memstore, and PostgreSQL on a throwaway server).
 # Usage: scripts/bench.sh [BUILD_DIR]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +19,8 @@ echo "== export"
   --benchmark_report_aggregates_only=true | grep median
 echo "== proxy vs direct (scripts/bench-proxy.sh)"
 bash "$ROOT/scripts/bench-proxy.sh" "$BUILD"
+echo "== proxy -> postgres, tracing and the sqlcommenter comment (scripts/bench-proxy-postgres.sh)"
+bash "$ROOT/scripts/bench-proxy-postgres.sh" "$BUILD"
 if command -v valgrind >/dev/null; then
   echo "== proxy instructions per call (scripts/bench-proxy-instructions.sh)"
   bash "$ROOT/scripts/bench-proxy-instructions.sh" "$BUILD"

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "prism/plugin/kv_methods.h"
 #include "prism/plugin/pool.h"
 #include "prism/tracing/tracer.h"
 #include "prism/v1/kv.grpc.pb.h"
@@ -51,20 +52,7 @@ class SqliteService final : public prism::v1::KeyValue::Service {
   // file and SQLite's reason.
   static absl::StatusOr<std::unique_ptr<SqliteService>> Open(SqliteOptions options);
 
-  grpc::Status Get(grpc::ServerContext*, const prism::v1::GetRequest*,
-                   prism::v1::GetResponse*) override;
-  grpc::Status Set(grpc::ServerContext*, const prism::v1::SetRequest*,
-                   prism::v1::SetResponse*) override;
-  grpc::Status Delete(grpc::ServerContext*, const prism::v1::DeleteRequest*,
-                      prism::v1::DeleteResponse*) override;
-  grpc::Status Exists(grpc::ServerContext*, const prism::v1::ExistsRequest*,
-                      prism::v1::ExistsResponse*) override;
-  grpc::Status BatchGet(grpc::ServerContext*, const prism::v1::BatchGetRequest*,
-                        prism::v1::BatchGetResponse*) override;
-  grpc::Status BatchSet(grpc::ServerContext*, const prism::v1::BatchSetRequest*,
-                        prism::v1::BatchSetResponse*) override;
-  grpc::Status BatchDelete(grpc::ServerContext*, const prism::v1::BatchDeleteRequest*,
-                           prism::v1::BatchDeleteResponse*) override;
+  PRISM_KV_SYNC_METHODS();
 
   const std::string& path() const { return path_; }
   prism::plugin::Pool<Connection>& pool() { return *pool_; }

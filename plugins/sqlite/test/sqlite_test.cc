@@ -12,10 +12,10 @@
 #include <thread>
 
 #include "prism/grpc_tracing/client.h"
-#include "prism/grpc_tracing/server.h"
 #include "prism/tracing/in_memory_recorder.h"
 #include "sqlite_service.h"
 #include "testing.h"
+#include "traced_server.h"
 
 namespace prism::sqlite {
 namespace {
@@ -26,72 +26,38 @@ using prism::tracing::SpanData;
 using prism::tracing::SpanKind;
 using prism::tracing::StatusCode;
 
-std::string Str(const SpanData& s, std::string_view key) {
-  const auto* v = s.FindAttribute(key);
-  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : "<none>";
-}
-int64_t Int(const SpanData& s, std::string_view key) {
-  const auto* v = s.FindAttribute(key);
-  return v && std::holds_alternative<int64_t>(*v) ? std::get<int64_t>(*v) : -1;
-}
+using pt::AttrInt;
+using pt::AttrStr;
 
 // The sqlite service in this process behind a real Unix socket, traced by
-// the interceptors into an in-memory recorder.
+// the interceptors into an in-memory recorder (plugin_core's TracedKvServer).
 class InProcess : public ::testing::Test {
  protected:
   void SetUp() override { Start(4); }
 
   void Start(int pool_size) {
-    prism::grpc_tracing::InstallSyncHandlerScopes();
-    prism::tracing::TracerProviderOptions po;
-    po.processors.push_back(recorder_.MakeProcessor());
-    provider_ = std::make_shared<prism::tracing::TracerProvider>(std::move(po));
-    tracer_ = provider_->GetTracer("test");
     dir_ = pt::MakeTempDir("prism-sqlite-");
     SqliteOptions o;
     o.data_dir = dir_ + "/data";
     o.pool_size = pool_size;
-    o.tracer = provider_->GetTracer("prism.plugin.sqlite");
+    o.tracer = kv_.Tracer("prism.plugin.sqlite");
     auto service = SqliteService::Open(o);
     ASSERT_TRUE(service.ok()) << service.status();
     service_ = std::move(*service);
-    target_ = "unix://" + dir_ + "/s.sock";
-    grpc::ServerBuilder b;
-    b.AddListeningPort(target_, grpc::InsecureServerCredentials());
-    b.RegisterService(service_.get());
-    prism::grpc_tracing::ServerTracingOptions so;
-    so.server_address = dir_ + "/s.sock";
-    so.tracer = provider_->GetTracer("prism.grpc_tracing");
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> sf;
-    sf.push_back(prism::grpc_tracing::MakeServerInterceptorFactory(so));
-    b.experimental().SetInterceptorCreators(std::move(sf));
-    server_ = b.BuildAndStart();
-    ASSERT_TRUE(server_);
-    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> cf;
-    prism::grpc_tracing::ClientTracingOptions co;
-    co.target = target_;
-    co.tracer = tracer_;
-    cf.push_back(prism::grpc_tracing::MakeClientInterceptorFactory(co));
-    stub_ = prism::v1::KeyValue::NewStub(grpc::experimental::CreateCustomChannelWithInterceptors(
-        target_, grpc::InsecureChannelCredentials(), grpc::ChannelArguments(), std::move(cf)));
+    ASSERT_TRUE(kv_.Start(service_.get(), dir_));
   }
 
-  void TearDown() override {
-    if (server_) server_->Shutdown();
-  }
+  void TearDown() override { kv_.Stop(); }
 
-  std::vector<SpanData> WaitSpans(size_t n) {
-    for (int i = 0; i < 400 && recorder_.size() < n; ++i) std::this_thread::sleep_for(5ms);
-    return recorder_.spans();
-  }
+  std::vector<SpanData> WaitSpans(size_t n) { return kv_.WaitSpans(n); }
 
-  prism::tracing::InMemorySpanRecorder recorder_;
-  std::shared_ptr<prism::tracing::TracerProvider> provider_;
-  prism::tracing::Tracer tracer_;
-  std::string dir_, target_;
+  pt::TracedKvServer kv_;
+  prism::tracing::InMemorySpanRecorder& recorder_ = kv_.recorder;
+  prism::tracing::Tracer& tracer_ = kv_.client_tracer;
+  std::unique_ptr<grpc::Server>& server_ = kv_.server;
+  std::unique_ptr<prism::v1::KeyValue::Stub>& stub_ = kv_.stub;
+  std::string dir_;
   std::unique_ptr<SqliteService> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<prism::v1::KeyValue::Stub> stub_;
 };
 
 TEST_F(InProcess, GetIsOneTraceClientServerPoolStatement) {
@@ -135,17 +101,17 @@ TEST_F(InProcess, GetIsOneTraceClientServerPoolStatement) {
   EXPECT_EQ(pool->parent_span_id, server->context.span_id());
   EXPECT_EQ(stmt->parent_span_id, server->context.span_id());
   EXPECT_EQ(pool->kind, SpanKind::kInternal);
-  EXPECT_EQ(Str(*pool, "db.client.connection.pool.name"), "sqlite");
-  EXPECT_GE(Int(*pool, "prism.pool.wait_us"), 0);
+  EXPECT_EQ(AttrStr(*pool, "db.client.connection.pool.name"), "sqlite");
+  EXPECT_GE(AttrInt(*pool, "prism.pool.wait_us"), 0);
   EXPECT_EQ(stmt->kind, SpanKind::kClient);
-  EXPECT_EQ(Str(*stmt, "db.system.name"), "sqlite");
-  EXPECT_EQ(Str(*stmt, "db.operation.name"), "SELECT");
-  EXPECT_EQ(Str(*stmt, "db.collection.name"), "kv");
-  EXPECT_EQ(Str(*stmt, "db.namespace"), dir_ + "/data/prism.db");
-  EXPECT_EQ(Str(*stmt, "db.query.text"), "SELECT value FROM kv WHERE ns = ? AND key = ?");
-  EXPECT_EQ(Int(*stmt, "db.response.returned_rows"), 1);
-  EXPECT_EQ(Str(*server, "server.address"), dir_ + "/s.sock");
-  EXPECT_EQ(Str(*server, "rpc.method"), "Get");
+  EXPECT_EQ(AttrStr(*stmt, "db.system.name"), "sqlite");
+  EXPECT_EQ(AttrStr(*stmt, "db.operation.name"), "SELECT");
+  EXPECT_EQ(AttrStr(*stmt, "db.collection.name"), "kv");
+  EXPECT_EQ(AttrStr(*stmt, "db.namespace"), dir_ + "/data/prism.db");
+  EXPECT_EQ(AttrStr(*stmt, "db.query.text"), "SELECT value FROM kv WHERE ns = ? AND key = ?");
+  EXPECT_EQ(AttrInt(*stmt, "db.response.returned_rows"), 1);
+  EXPECT_EQ(AttrStr(*server, "server.address"), dir_ + "/s.sock");
+  EXPECT_EQ(AttrStr(*server, "rpc.method"), "Get");
   // The values never reach the spans.
   for (const auto& s : spans) {
     for (const auto& kv : s.attributes) {
@@ -157,78 +123,15 @@ TEST_F(InProcess, GetIsOneTraceClientServerPoolStatement) {
 }
 
 TEST_F(InProcess, AllSevenMethods) {
-  auto ctx = [] {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + 5s);
-    return c;
-  };
-  prism::v1::BatchSetRequest bset;
-  bset.set_namespace_("ns");
-  for (std::string k : {"a", "b", "c"}) {
-    auto* it = bset.add_items();
-    it->set_key(k);
-    it->set_value(k == "b" ? "" : "val-" + k);  // an empty value is a value
-  }
-  prism::v1::BatchSetResponse bset_resp;
-  ASSERT_TRUE(stub_->BatchSet(ctx().get(), bset, &bset_resp).ok());
-
-  prism::v1::BatchGetRequest bget;
-  bget.set_namespace_("ns");
-  for (std::string k : {"a", "b", "x"}) bget.add_keys(k);
-  prism::v1::BatchGetResponse bget_resp;
-  ASSERT_TRUE(stub_->BatchGet(ctx().get(), bget, &bget_resp).ok());
-  ASSERT_EQ(bget_resp.results_size(), 3);
-  EXPECT_TRUE(bget_resp.results(0).found());
-  EXPECT_EQ(bget_resp.results(0).value(), "val-a");
-  EXPECT_TRUE(bget_resp.results(1).found());
-  EXPECT_EQ(bget_resp.results(1).value(), "");
-  EXPECT_FALSE(bget_resp.results(2).found());
-
-  prism::v1::ExistsRequest ex;
-  ex.set_namespace_("other");
-  ex.set_key("a");
-  prism::v1::ExistsResponse ex_resp;
-  ASSERT_TRUE(stub_->Exists(ctx().get(), ex, &ex_resp).ok());
-  EXPECT_FALSE(ex_resp.exists());
-  ex.set_namespace_("ns");
-  ASSERT_TRUE(stub_->Exists(ctx().get(), ex, &ex_resp).ok());
-  EXPECT_TRUE(ex_resp.exists());
-
-  prism::v1::SetRequest set;
-  set.set_namespace_("ns");
-  set.set_key("a");
-  set.set_value(std::string("new\0bytes", 9));
-  prism::v1::SetResponse set_resp;
-  ASSERT_TRUE(stub_->Set(ctx().get(), set, &set_resp).ok());
-  prism::v1::GetRequest get;
-  get.set_namespace_("ns");
-  get.set_key("a");
-  prism::v1::GetResponse get_resp;
-  ASSERT_TRUE(stub_->Get(ctx().get(), get, &get_resp).ok());
-  EXPECT_EQ(get_resp.value(), std::string("new\0bytes", 9));
-
-  prism::v1::DeleteRequest del;
-  del.set_namespace_("ns");
-  del.set_key("a");
-  prism::v1::DeleteResponse del_resp;
-  ASSERT_TRUE(stub_->Delete(ctx().get(), del, &del_resp).ok());
-  EXPECT_TRUE(del_resp.deleted());
-  ASSERT_TRUE(stub_->Delete(ctx().get(), del, &del_resp).ok());
-  EXPECT_FALSE(del_resp.deleted());
-
-  prism::v1::BatchDeleteRequest bdel;
-  bdel.set_namespace_("ns");
-  for (std::string k : {"a", "b", "c", "d"}) bdel.add_keys(k);
-  prism::v1::BatchDeleteResponse bdel_resp;
-  ASSERT_TRUE(stub_->BatchDelete(ctx().get(), bdel, &bdel_resp).ok());
-  EXPECT_EQ(bdel_resp.deleted(), 2);
+  // An empty value is a value.
+  pt::ExpectKeyValueMethods(*stub_, "ns", {{"a", "val-a"}, {"b", ""}, {"c", "val-c"}});
 
   auto spans = WaitSpans(recorder_.size());
   bool saw_batch = false;
   for (const auto& s : spans) {
     if (s.name == "BATCH INSERT kv") {
       saw_batch = true;
-      EXPECT_EQ(Int(s, "db.operation.batch.size"), 3);
+      EXPECT_EQ(AttrInt(s, "db.operation.batch.size"), 3);
     }
   }
   EXPECT_TRUE(saw_batch);
@@ -246,7 +149,7 @@ TEST_F(InProcess, InvalidRequestIsRejectedBeforeTheDatabase) {
   auto spans = WaitSpans(2);
   ASSERT_EQ(spans.size(), 2u);  // client + server; no pool, no statement
   for (const auto& s : spans) {
-    EXPECT_EQ(Int(s, "rpc.grpc.status_code"), 3);
+    EXPECT_EQ(AttrInt(s, "rpc.grpc.status_code"), 3);
     if (s.kind == SpanKind::kClient) {
       EXPECT_EQ(s.status, StatusCode::kError);
       EXPECT_EQ(s.status_message, "key is 5000 bytes; the limit is 4096");
@@ -282,7 +185,7 @@ TEST_F(InProcess, DeadlineExceededWhileWaitingForAConnection) {
   ASSERT_TRUE(server && pool && client);
   EXPECT_EQ(client->status, StatusCode::kError);
   EXPECT_EQ(server->status, StatusCode::kError);
-  EXPECT_EQ(Int(*server, "rpc.grpc.status_code"), 4);
+  EXPECT_EQ(AttrInt(*server, "rpc.grpc.status_code"), 4);
   EXPECT_EQ(pool->status, StatusCode::kError);
   EXPECT_EQ(pool->parent_span_id, server->context.span_id());
   EXPECT_NE(pool->status_message.find("pool 'sqlite'"), std::string::npos);
