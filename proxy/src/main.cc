@@ -63,6 +63,18 @@ std::string MakeRuntimeDir() {
   return buf.data();
 }
 
+// A directory the proxy did not create may let other local users read what
+// the proxy writes into it (the files themselves are 0600): say so.
+void WarnIfShared(const std::string& dir, const char* what) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077) == 0) return;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  LogWarn(std::string(what) + " '" + dir + "' is accessible by other users (mode " + mode +
+          "); the proxy creates its files there 0600, but run 'chmod 700 " + dir +
+          "' to keep file names and older files private");
+}
+
 // Host and port of a listen address (for printing and span attributes).
 void SplitHostPort(const std::string& addr, std::string& host, int& port) {
   host = addr;
@@ -82,6 +94,10 @@ int main(int argc, char** argv) {
   // Debian's abseil keeps mutex deadlock detection on, which grpc's mutexes
   // pay for on every lock (GraphCycles in profiles); turn it off.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Everything the proxy and its plugins (which inherit the mask) create -
+  // data directory, SQLite files, trace file, Unix sockets - is for this
+  // user only, whatever mode a library asks for (SQLite asks for 0644).
+  umask(077);
   CLI::App app{"prism-proxy: the prism data-access gateway (gRPC prism.v1.KeyValue)"};
   std::string config_path, listen, data_dir, tls_cert, tls_key;
   std::vector<std::string> plugin_dirs;
@@ -163,6 +179,7 @@ int main(int argc, char** argv) {
 
   // ---- data directory and trace file (set before any thread exists: setenv)
   std::error_code ec;
+  WarnIfShared(config.data_dir, "data directory");
   fs::create_directories(config.data_dir, ec);
   if (ec) {
     std::cerr << "prism-proxy: cannot create data directory '" << config.data_dir

@@ -17,16 +17,22 @@
 namespace prism::tracing {
 namespace {
 
-// Creates missing parent directories; returns the descriptor or -1 and why.
+// Creates missing parent directories (0700: they hold traces with request
+// ids and namespaces) and opens the file 0600; returns the descriptor or -1
+// and why. The modes hold whatever the process's umask.
 int OpenForAppend(const std::string& path, std::string& error) {
-  std::error_code ec;
   auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = std::string("open: ") + std::strerror(errno);
-    if (ec) error += " (creating " + parent.string() + ": " + ec.message() + ")";
+  std::string mkdir_error;
+  std::string prefix;
+  for (const auto& part : parent) {
+    prefix = (std::filesystem::path(prefix) / part).string();
+    if (part == "/" || prefix.empty()) continue;
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST && mkdir_error.empty()) {
+      mkdir_error = " (creating " + prefix + ": " + std::strerror(errno) + ")";
+    }
   }
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) error = std::string("open: ") + std::strerror(errno) + mkdir_error;
   return fd;
 }
 
