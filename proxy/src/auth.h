@@ -23,7 +23,9 @@ std::string GenerateToken();
 // (scheme case-insensitive). nullopt when the header is not a bearer token.
 std::optional<std::string_view> ParseBearer(std::string_view header);
 
-// True for 127.0.0.0/8, ::1, localhost and unix: addresses.
+// True for literal 127.0.0.0/8 and ::1 addresses (also ::ffff:127.x.y.z),
+// `localhost` and unix: addresses. Any other host name is not loopback, even
+// one that starts with "127." (it could resolve anywhere).
 bool IsLoopbackListenAddress(std::string_view address);
 
 struct Principal {
