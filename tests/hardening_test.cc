@@ -4,13 +4,19 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
+#include "auth.h"
+#include "prism/plugin/limits.h"
 #include "prism/v1/kv.grpc.pb.h"
 #include "support.h"
 
@@ -65,11 +71,8 @@ TEST(Hardening, FreshEmbeddedDefaultIsPrivate) {
     std::string path;
     int mode;
   } wants[] = {
-      {data, 0700},
-      {data + "/prism.db", 0600},
-      {data + "/traces.jsonl", 0600},
-      {dir + "/cli", 0700},
-      {cli_traces, 0600},
+      {data, 0700},         {data + "/prism.db", 0600}, {data + "/traces.jsonl", 0600},
+      {dir + "/cli", 0700}, {cli_traces, 0600},
   };
   for (const auto& w : wants) {
     EXPECT_EQ(Octal(Mode(w.path)), Octal(w.mode)) << w.path;
@@ -103,11 +106,407 @@ TEST(Hardening, WarnsAboutASharedDataDirectory) {
   ASSERT_EQ(chmod(data.c_str(), 0755), 0);
   Proxy proxy(dir, "");
   ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
-  EXPECT_NE(ReadFile(proxy.stderr_path())
-                .find("warn: data directory '" + data +
-                      "' is accessible by other users (mode 0755)"),
-            std::string::npos)
+  EXPECT_NE(
+      ReadFile(proxy.stderr_path())
+          .find("warn: data directory '" + data + "' is accessible by other users (mode 0755)"),
+      std::string::npos)
       << ReadFile(proxy.stderr_path());
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for calls with raw bytes and for the proxy's memory
+
+constexpr const char* kToken = "hardening-token";
+
+// A memstore namespace behind a token (auth required), plus extra YAML.
+std::string TokenConfig(const std::string& extra = "") {
+  return "namespaces:\n"
+         "  m:\n"
+         "    plugin:\n"
+         "      command: [prism-plugin-memstore]\n"
+         "tokens:\n"
+         "  - name: app\n"
+         "    sha256: " +
+         prism::proxy::Sha256Hex(kToken) +
+         "\n"
+         "    rights: {\"*\": [read, write]}\n" +
+         extra;
+}
+
+std::shared_ptr<grpc::Channel> Channel(const std::string& addr) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  // A connection of its own (channels with equal arguments share one).
+  static std::atomic<int> n{0};
+  args.SetInt("prism.test.channel", n++);
+  return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+}
+
+struct Reply {
+  grpc::Status status;
+  std::string bytes;
+};
+
+// One unary call with raw request bytes; a deadline of 0 sends none.
+Reply RawCall(grpc::Channel& channel, const std::string& method, const std::string& bytes,
+              const std::string& token = kToken, std::chrono::milliseconds deadline = 20s) {
+  grpc::GenericStub stub(std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
+  grpc::ClientContext ctx;
+  if (deadline.count() > 0) ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/prism.v1.KeyValue/" + method, grpc::StubOptions(), &req, &resp,
+                 [&](grpc::Status st) { done.set_value(std::move(st)); });
+  Reply r{done.get_future().get(), {}};
+  std::vector<grpc::Slice> slices;
+  if (r.status.ok() && resp.Dump(&slices).ok()) {
+    for (const auto& sl : slices)
+      r.bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  }
+  return r;
+}
+
+// Resident memory of a process, in MiB (VmRSS).
+double RssMiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------------------
+// Unauthenticated amplification
+
+// A namespace over its 256-byte limit is INVALID_ARGUMENT before anything is
+// recorded - also without a token - and 32 calls with a 4,000,000-byte one
+// neither grow the proxy by more than 64 MiB nor write a long trace line nor
+// rotate the trace file. 256 bytes pass the check (and get UNAUTHENTICATED).
+TEST(Hardening, OversizedNamespaceIsRefusedFirstAndNeverRecorded) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, TokenConfig());
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  auto ch = Channel(proxy.address());
+  auto get = [](const std::string& ns) {
+    prism::v1::GetRequest r;
+    r.set_namespace_(ns);
+    r.set_key("k");
+    return r.SerializeAsString();
+  };
+  auto at = RawCall(*ch, "Get", get(std::string(256, 'n')), "");
+  EXPECT_EQ(at.status.error_code(), grpc::UNAUTHENTICATED) << at.status.error_message();
+  auto over = RawCall(*ch, "Get", get(std::string(257, 'n')), "");
+  EXPECT_EQ(over.status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(over.status.error_message(), "namespace is 257 bytes; the limit is 256");
+  auto known = RawCall(*ch, "Get", get("m"));  // warm up every path once
+  ASSERT_TRUE(known.status.ok()) << known.status.error_message();
+
+  const std::string huge = get(std::string(4000000, 'n'));
+  double before = RssMiB(proxy.process().pid());
+  for (int i = 0; i < 32; ++i) {
+    auto r = RawCall(*ch, "Get", huge, "");
+    ASSERT_EQ(r.status.error_code(), grpc::INVALID_ARGUMENT);
+    ASSERT_EQ(r.status.error_message(), "namespace is 4000000 bytes; the limit is 256");
+  }
+  double after = RssMiB(proxy.process().pid());
+  std::printf("proxy RSS: %.1f MiB before, %.1f MiB after 32 calls with a 4 MB namespace\n", before,
+              after);
+  EXPECT_LT(after - before, 64.0);
+  ASSERT_EQ(proxy.Stop(), 0);
+  EXPECT_FALSE(fs::exists(proxy.trace_file() + ".1"));  // no rotation
+  std::ifstream in(proxy.trace_file());
+  size_t lines = 0, longest = 0;
+  for (std::string line; std::getline(in, line); ++lines) longest = std::max(longest, line.size());
+  EXPECT_GT(lines, 0u);
+  EXPECT_LT(longest, 64u * 1024) << "a trace line of " << longest << " bytes";
+  EXPECT_LT(fs::file_size(proxy.trace_file()), 2u << 20);
+}
+
+// Bytes protobuf cannot parse are INVALID_ARGUMENT with a message naming the
+// field (not INTERNAL with none), and nothing reaches the plugin (no
+// libprotobuf line in the log).
+TEST(Hardening, InvalidProtobufIsInvalidArgument) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, TokenConfig());
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  auto ch = Channel(proxy.address());
+  const std::string ns("\x0a\x01m", 3);
+  struct Case {
+    const char* method;
+    std::string bytes;
+    const char* message;
+  } cases[] = {
+      {"Get", ns + std::string("\x12\x02\xc3\x28", 4), "key is not valid UTF-8"},
+      {"Set",
+       ns + std::string("\x12\x01\xff\x1a\x01"
+                        "v",
+                        6),
+       "key is not valid UTF-8"},
+      {"BatchGet",
+       ns + std::string("\x12\x01"
+                        "a"
+                        "\x12\x01\xfe",
+                        6),
+       "keys[1] is not valid UTF-8"},
+      {"BatchSet", ns + std::string("\x12\x03\x0a\x01\xff", 5), "items[0].key is not valid UTF-8"},
+      {"BatchSet", ns + std::string("\x12\x01\x10", 3),
+       "malformed request: items[0]: truncated varint"},
+      {"Delete", ns + std::string("\x18\xff", 2), "malformed request: truncated varint"},
+      {"Exists",
+       ns + std::string("\x12\x05"
+                        "ab",
+                        4),
+       "malformed request: length past the end"},
+  };
+  for (const auto& c : cases) {
+    auto r = RawCall(*ch, c.method, c.bytes);
+    EXPECT_EQ(r.status.error_code(), grpc::INVALID_ARGUMENT) << c.method << ": " << c.message;
+    EXPECT_EQ(r.status.error_message(), c.message) << c.method;
+  }
+  // A value is bytes: anything goes, and comes back unchanged.
+  prism::v1::SetRequest set;
+  set.set_namespace_("m");
+  set.set_key("k");
+  set.set_value(std::string("\xff\x00\xc3\x28", 4));
+  ASSERT_TRUE(RawCall(*ch, "Set", set.SerializeAsString()).status.ok());
+  ASSERT_EQ(proxy.Stop(), 0);
+  EXPECT_EQ(ReadFile(proxy.stderr_path()).find("libprotobuf"), std::string::npos)
+      << ReadFile(proxy.stderr_path());
+}
+
+// The limits docs/api.md promises, end to end at their boundaries: a 4 MiB
+// value is stored and read back, 4 MiB + 1 is INVALID_ARGUMENT; a BatchSet of
+// 2 x 3 MiB passes; a request of exactly 64 MiB passes, 64 MiB + 1 is
+// RESOURCE_EXHAUSTED.
+TEST(Hardening, ValueAndMessageLimitsHoldAtTheBoundary) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, TokenConfig());
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  auto ch = Channel(proxy.address());
+  constexpr size_t kValue = prism::plugin::kMaxValueBytes;
+  prism::v1::SetRequest set;
+  set.set_namespace_("m");
+  set.set_key("big");
+  set.set_value(std::string(kValue, 'v'));
+  auto ok = RawCall(*ch, "Set", set.SerializeAsString());
+  ASSERT_TRUE(ok.status.ok()) << ok.status.error_message();
+  prism::v1::GetRequest get;
+  get.set_namespace_("m");
+  get.set_key("big");
+  auto back = RawCall(*ch, "Get", get.SerializeAsString());
+  ASSERT_TRUE(back.status.ok()) << back.status.error_message();
+  prism::v1::GetResponse got;
+  ASSERT_TRUE(got.ParseFromString(back.bytes));
+  EXPECT_EQ(got.value().size(), kValue);
+  set.set_value(std::string(kValue + 1, 'v'));
+  auto over = RawCall(*ch, "Set", set.SerializeAsString());
+  EXPECT_EQ(over.status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(over.status.error_message(), "value is 4194305 bytes; the limit is 4194304");
+
+  // Key and batch limits, through the proxy to the plugin.
+  get.set_key(std::string(prism::plugin::kMaxKeyBytes, 'k'));
+  EXPECT_TRUE(RawCall(*ch, "Get", get.SerializeAsString()).status.ok());
+  get.set_key(std::string(prism::plugin::kMaxKeyBytes + 1, 'k'));
+  auto long_key = RawCall(*ch, "Get", get.SerializeAsString());
+  EXPECT_EQ(long_key.status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(long_key.status.error_message(), "key is 4097 bytes; the limit is 4096");
+  get.set_key("big");
+  prism::v1::BatchGetRequest keys;
+  keys.set_namespace_("m");
+  for (size_t i = 0; i < prism::plugin::kMaxBatchItems; ++i) keys.add_keys("k" + std::to_string(i));
+  EXPECT_TRUE(RawCall(*ch, "BatchGet", keys.SerializeAsString()).status.ok());
+  keys.add_keys("one-more");
+  auto too_many = RawCall(*ch, "BatchGet", keys.SerializeAsString());
+  EXPECT_EQ(too_many.status.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(too_many.status.error_message(), "keys has 1001 entries; the limit is 1000");
+
+  prism::v1::BatchSetRequest two;
+  two.set_namespace_("m");
+  for (int i = 0; i < 2; ++i) {
+    auto* item = two.add_items();
+    item->set_key("three-" + std::to_string(i));
+    item->set_value(std::string(3 << 20, 'x'));
+  }
+  auto batch = RawCall(*ch, "BatchSet", two.SerializeAsString());
+  EXPECT_TRUE(batch.status.ok()) << batch.status.error_message();
+
+  // 16 values just under 4 MiB and a 17th sized so that the whole request
+  // is exactly 64 MiB.
+  constexpr size_t kMessage = prism::plugin::kMaxMessageBytes;
+  prism::v1::BatchSetRequest full;
+  full.set_namespace_("m");
+  for (int i = 0; i < 17; ++i) {
+    auto* item = full.add_items();
+    item->set_key("k" + std::to_string(i));
+    if (i < 16) item->set_value(std::string(kValue - 64, 'f'));
+  }
+  auto* last = full.mutable_items(16);
+  while (full.ByteSizeLong() != kMessage) {
+    size_t size = full.ByteSizeLong();
+    size_t v = last->value().size();
+    last->mutable_value()->resize(size < kMessage ? v + std::min<size_t>(kMessage - size, 64)
+                                                  : v - 1);
+  }
+  auto exact = RawCall(*ch, "BatchSet", full.SerializeAsString());
+  EXPECT_TRUE(exact.status.ok()) << exact.status.error_message();
+  last->mutable_value()->push_back('+');
+  ASSERT_EQ(full.ByteSizeLong(), kMessage + 1);
+  auto too_big = RawCall(*ch, "BatchSet", full.SerializeAsString());
+  EXPECT_EQ(too_big.status.error_code(), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(too_big.status.error_message(),
+            "Received message larger than max (67108865 vs. 67108864)");
+  // The proxy is still serving.
+  EXPECT_TRUE(RawCall(*ch, "Get", get.SerializeAsString()).status.ok());
+}
+
+// A call that carries no deadline gets the proxy's (limits.default_deadline):
+// a stalled plugin costs it that long, with a message that says why.
+TEST(Hardening, CallsWithoutADeadlineGetTheDefault) {
+  std::string dir = MakeTempDir();
+  // Health checks far apart: the supervisor must not restart the stopped plugin.
+  Proxy proxy(dir, TokenConfig("limits:\n  default_deadline: 300ms\n"
+                               "supervision: {health_interval: 60s}\n"));
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  auto ch = Channel(proxy.address());
+  prism::v1::GetRequest get;
+  get.set_namespace_("m");
+  get.set_key("k");
+  ASSERT_TRUE(RawCall(*ch, "Get", get.SerializeAsString(), kToken, 0ms).status.ok());
+  pid_t plugin = proxy.PluginPid("m");
+  ASSERT_GT(plugin, 0);
+  ASSERT_EQ(kill(plugin, SIGSTOP), 0);
+  const bool stopped = WaitAllThreadsStopped(plugin, 5s);
+  if (!stopped) kill(plugin, SIGCONT);
+  ASSERT_TRUE(stopped);
+  auto start = std::chrono::steady_clock::now();
+  auto r = RawCall(*ch, "Get", get.SerializeAsString(), kToken, 0ms);
+  auto took = std::chrono::steady_clock::now() - start;
+  kill(plugin, SIGCONT);
+  EXPECT_EQ(r.status.error_code(), grpc::DEADLINE_EXCEEDED);
+  EXPECT_EQ(r.status.error_message(),
+            "the call set no deadline and the proxy's default of 300 ms "
+            "(limits.default_deadline) passed");
+  EXPECT_GE(took, 290ms);
+  EXPECT_LT(took, 3s);
+  // A caller's own deadline still wins, longer than the default too.
+  auto own = RawCall(*ch, "Get", get.SerializeAsString(), kToken, 2s);
+  EXPECT_TRUE(own.status.ok()) << own.status.error_message();
+}
+
+// Request metadata is bounded (8 KiB, counted as HTTP/2 does: name + value
+// + 32 per entry, gRPC's own headers included): a call whose headers pass it
+// fails RESOURCE_EXHAUSTED before the proxy sees it; the proxy keeps serving.
+TEST(Hardening, MetadataIsBounded) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, TokenConfig());
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  prism::v1::GetRequest get;
+  get.set_namespace_("m");
+  get.set_key("k");
+  const std::string bytes = get.SerializeAsString();
+  auto call = [&](size_t pad) {
+    auto ch = Channel(proxy.address());
+    grpc::GenericStub stub(ch);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    ctx.AddMetadata("x-pad", std::string(pad, 'p'));
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer req(&slice, 1), resp;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&ctx, "/prism.v1.KeyValue/Get", grpc::StubOptions(), &req, &resp,
+                   [&](grpc::Status st) { done.set_value(std::move(st)); });
+    return done.get_future().get();
+  };
+  // An entry costs name + value + 32: "x-pad" with `pad` bytes is pad + 37.
+  constexpr size_t kBound = prism::plugin::kMaxMetadataBytes;
+  // Room left for gRPC's own headers and the token (about 600 bytes here).
+  auto fits = call(kBound - 37 - 1024);
+  EXPECT_TRUE(fits.ok()) << fits.error_message();
+  // The entry alone reaches the bound.
+  auto over = call(kBound - 37);
+  EXPECT_EQ(over.error_code(), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(over.error_message(), "received initial metadata size exceeds limit");
+  EXPECT_TRUE(call(0).ok());
+}
+
+// Streams that send their headers and then nothing, with no deadline, from
+// `connections` connections: `per_connection` each. Returns the proxy's RSS
+// growth in MiB once they are all open (held until the function returns).
+double RssGrowthUnderPendingStreams(Proxy& proxy, int connections, int per_connection,
+                                    bool* good_call_ok) {
+  prism::v1::GetRequest get;
+  get.set_namespace_("m");
+  get.set_key("k");
+  auto probe = Channel(proxy.address());
+  (void)RawCall(*probe, "Get", get.SerializeAsString());  // warm up every path once
+  const double before = RssMiB(proxy.process().pid());
+  grpc::CompletionQueue cq;
+  struct Stream {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call;
+  };
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int c = 0; c < connections; ++c) {
+    channels.push_back(Channel(proxy.address()));
+    stubs.push_back(std::make_unique<grpc::GenericStub>(channels.back()));
+    for (int i = 0; i < per_connection; ++i) {
+      auto s = std::make_unique<Stream>();
+      s->call = stubs.back()->PrepareCall(&s->ctx, "/prism.v1.KeyValue/Get", &cq);
+      s->call->StartCall(s.get());  // the headers; no message, no half-close
+      streams.push_back(std::move(s));
+    }
+  }
+  // Let the proxy take in what the connections let through.
+  double peak = before;
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(100ms);
+    peak = std::max(peak, RssMiB(proxy.process().pid()));
+  }
+  // Meanwhile a well-behaved client on a connection of its own is served.
+  *good_call_ok =
+      RawCall(*Channel(proxy.address()), "Get", get.SerializeAsString(), kToken, 5s).status.ok();
+  for (auto& s : streams) s->ctx.TryCancel();
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+  return peak - before;
+}
+
+// 20,000 pending streams (20 connections x 1,000) cannot grow the proxy past
+// a bound: max_concurrent_streams (100 per connection) lets 2,000 in, and a
+// normal call is still served. The same load with the limit lifted shows what
+// the limit saves.
+TEST(Hardening, PendingStreamsCannotGrowTheProxyPastABound) {
+  std::string dir = MakeTempDir();
+  double limited = 0, unlimited = 0;
+  bool good = false;
+  {
+    Proxy proxy(dir, TokenConfig());
+    ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+    limited = RssGrowthUnderPendingStreams(proxy, 20, 1000, &good);
+    EXPECT_TRUE(good);
+  }
+  {
+    std::string dir2 = MakeTempDir();
+    Proxy proxy(dir2, TokenConfig("limits: {max_concurrent_streams: 100000}\n"));
+    ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+    unlimited = RssGrowthUnderPendingStreams(proxy, 20, 1000, &good);
+  }
+  std::printf(
+      "proxy RSS growth under 20 x 1000 pending streams: %.1f MiB (100 per connection), "
+      "%.1f MiB (100000 per connection)\n",
+      limited, unlimited);
+  EXPECT_LT(limited, 64.0);
+  // The measure sees the streams: without the limit they cost several times more.
+  EXPECT_GT(unlimited, 3 * limited);
 }
 
 }  // namespace

@@ -83,6 +83,10 @@ class Proxy {
   bool stopped_ = false;
 };
 
+// True once every thread of `pid` is in the stopped state ('T' in
+// /proc/PID/task/TID/stat): kill(SIGSTOP) only queues the stop.
+bool WaitAllThreadsStopped(pid_t pid, std::chrono::milliseconds timeout);
+
 // Paths of the binaries under test (from CMake).
 std::string ProxyBinary();
 std::string CliBinary();

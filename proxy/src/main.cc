@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "plugins.h"
 #include "preflight.h"
+#include "prism/plugin/limits.h"
 #include "prism/tracing/exporters/file_exporter.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
@@ -35,6 +37,8 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// Default OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT of the proxy and its plugins.
+constexpr int kAttributeValueLengthLimit = 4096;
 
 void SetEnvIfUnset(const char* name, const std::optional<std::string>& value) {
   if (!value) return;
@@ -203,6 +207,11 @@ int main(int argc, char** argv) {
   SetEnvIfUnset("OTEL_TRACES_EXPORTER", config.tracing.exporters);
   SetEnvIfUnset("OTEL_EXPORTER_OTLP_ENDPOINT", config.tracing.otlp_endpoint);
   SetEnvIfUnset("OTEL_EXPORTER_OTLP_PROTOCOL", config.tracing.otlp_protocol);
+  // Span attributes carry what clients send (namespaces, ids, messages): a
+  // bounded length unless the user chose one (the SDK's default is none).
+  if (!std::getenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")) {
+    SetEnvIfUnset("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", std::to_string(kAttributeValueLengthLimit));
+  }
   std::string service_name = config.tracing.service_name.value_or("prism-proxy");
 
   // ---- auth policy
@@ -295,6 +304,7 @@ int main(int argc, char** argv) {
   ServiceOptions sopts;
   sopts.listen_host = host;
   sopts.listen_port = port;
+  sopts.default_deadline = config.limits.default_deadline;
   ProxyService service(authorizer, supervisor, sopts);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -311,6 +321,17 @@ int main(int argc, char** argv) {
   UnknownMethodService unknown_methods;
   builder.RegisterService(&service);
   builder.RegisterCallbackGenericService(&unknown_methods);
+  // What one client, or many, can make the server hold (docs/config.md,
+  // "Limits"): messages as large as docs/api.md promises and no larger, a
+  // bounded number of streams per connection (each one pending before
+  // auth costs memory), and a memory quota for the whole server.
+  builder.SetMaxReceiveMessageSize(prism::plugin::kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(prism::plugin::kMaxMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.limits.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, prism::plugin::kMaxMetadataBytes);
+  grpc::ResourceQuota quota("prism-proxy");
+  quota.Resize(static_cast<size_t>(config.limits.memory_mb) << 20);
+  builder.SetResourceQuota(quota);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || (config.listen.rfind("unix:", 0) != 0 && selected_port == 0)) {
     std::cerr << "prism-proxy: cannot listen on " << config.listen

@@ -7,6 +7,7 @@
 #include <grpcpp/generic/async_generic_service.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 
 #include "auth.h"
@@ -30,6 +31,8 @@ struct MethodInfo {
 struct ServiceOptions {
   std::string listen_host;  // server.address of the SERVER span
   int listen_port = 0;
+  // The deadline of a forwarded call whose caller set none (limits.default_deadline).
+  std::chrono::milliseconds default_deadline{30000};
 };
 
 namespace kv = prism::v1;
