@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <thread>
 
@@ -507,6 +508,177 @@ TEST(Hardening, PendingStreamsCannotGrowTheProxyPastABound) {
   EXPECT_LT(limited, 64.0);
   // The measure sees the streams: without the limit they cost several times more.
   EXPECT_GT(unlimited, 3 * limited);
+}
+
+// ---------------------------------------------------------------------------
+// The CLI never aborts on bad input
+
+// --json of a value that is not UTF-8 is base64 with value_encoding (it
+// aborted in nlohmann::json, exit 134, and lost the CLI's span); --base64
+// makes every value base64; a 4 MiB value comes through the CLI too.
+TEST(Hardening, CliJsonCarriesBytes) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, TokenConfig());
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  auto ch = Channel(proxy.address());
+  auto put = [&](const std::string& key, const std::string& value) {
+    prism::v1::SetRequest set;
+    set.set_namespace_("m");
+    set.set_key(key);
+    set.set_value(value);
+    return RawCall(*ch, "Set", set.SerializeAsString()).status.ok();
+  };
+  ASSERT_TRUE(put("bin", std::string("\xde\xad\xbe\xef", 4)));
+  ASSERT_TRUE(put("text", "héllo"));
+  ASSERT_TRUE(put("big", std::string(prism::plugin::kMaxValueBytes, 'b')));
+  const std::string cli_traces = dir + "/cli.jsonl";
+  auto cli = [&](std::vector<std::string> args) {
+    std::vector<std::string> all = {"kv", "--addr", proxy.address(), "-n", "m", "-t", kToken};
+    all.insert(all.end(), args.begin(), args.end());
+    return RunProcess(CliBinary(), all, {{"PRISM_TRACE_FILE", cli_traces}});
+  };
+  auto bin = cli({"get", "bin", "--json"});
+  ASSERT_EQ(bin.exit_code, 0) << bin.err;
+  const auto bin_json = nlohmann::json::parse(bin.out);
+  EXPECT_EQ(bin_json["value"], "3q2+7w==");
+  EXPECT_EQ(bin_json["value_encoding"], "base64");
+  auto text = cli({"get", "text", "--json"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  auto j = nlohmann::json::parse(text.out);
+  EXPECT_EQ(j["value"], "héllo");
+  EXPECT_EQ(j["value_encoding"], "utf-8");
+  auto forced = cli({"get", "text", "--json", "--base64"});
+  ASSERT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_EQ(nlohmann::json::parse(forced.out)["value"], "aMOpbGxv");
+  auto big = cli({"get", "big"});
+  EXPECT_EQ(big.exit_code, 0) << big.err;
+  EXPECT_EQ(big.out.size(), prism::plugin::kMaxValueBytes + 1);  // + the newline it adds
+  // The CLI's own span was written for the binary value's call.
+  const std::string bin_trace = bin_json["trace_id"];
+  ASSERT_EQ(bin_trace.size(), 32u);
+  EXPECT_NE(ReadFile(cli_traces).find(bin_trace), std::string::npos);
+}
+
+// Bad flags are exit 2 with a message, never a gRPC assertion (exit 134).
+TEST(Hardening, CliRefusesWhatItCannotSend) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, TokenConfig());
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  const std::map<std::string, std::string> env = {{"PRISM_TRACE_FILE", dir + "/cli.jsonl"}};
+  auto kv = [&](std::vector<std::string> args, std::map<std::string, std::string> more = {}) {
+    std::vector<std::string> all = {"kv", "--addr", proxy.address(), "-n", "m"};
+    all.insert(all.end(), args.begin(), args.end());
+    more.insert(env.begin(), env.end());
+    return RunProcess(CliBinary(), all, more);
+  };
+  WriteFile(dir + "/crlf-token", std::string(kToken) + "\r\n");
+  WriteFile(dir + "/not-a-cert", "hello\n");
+  struct Case {
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    int exit_code;
+    std::string err;  // a substring of stderr
+  } cases[] = {
+      {{"get", "k", "-t", kToken, "--request-id", "a\nb"},
+       {},
+       2,
+       "prism: --request-id contains the byte 0x0a at offset 1; only printable ASCII characters "
+       "(0x20-0x7e) can be sent\n"},
+      {{"get", "k", "-t", std::string(kToken) + "\r"},
+       {},
+       2,
+       "prism: the token contains the byte 0x0d at offset 15"},
+      {{"get", "k"}, {{"PRISM_TOKEN", std::string(kToken) + "\r\n"}}, 0, ""},  // stripped
+      {{"get", "k", "--token-file", dir + "/crlf-token"}, {}, 0, ""},
+      {{"get", "k", "--token-file", dir + "/missing"},
+       {},
+       2,
+       "prism: --token-file '" + dir + "/missing': No such file or directory\n"},
+      {{"get", "k", "-t", kToken, "--ca-file", dir + "/crlf-token"},
+       {},
+       2,
+       "prism: --ca-file needs --tls (without it the call would go out in plain text)\n"},
+      {{"get", "k", "-t", kToken, "--tls", "--ca-file", dir + "/missing.pem"},
+       {},
+       2,
+       "prism: --ca-file '" + dir + "/missing.pem': No such file or directory\n"},
+      {{"get", "k", "-t", kToken, "--tls", "--ca-file", dir + "/not-a-cert"},
+       {},
+       2,
+       "no PEM certificate in it"},
+      {{"get", "\xff", "-t", kToken},
+       {},
+       2,
+       "prism: KEY is not valid UTF-8 (namespaces and keys are text; values may be any bytes)\n"},
+  };
+  for (const auto& c : cases) {
+    auto r = kv(c.args, c.env);
+    std::string what = c.args.size() > 2 ? c.args[2] : c.args[0];
+    EXPECT_EQ(r.exit_code, c.exit_code) << what << ": " << r.err;
+    if (!c.err.empty()) {
+      EXPECT_NE(r.err.find(c.err), std::string::npos) << what << ": " << r.err;
+    }
+  }
+  // token hash from stdin drops a CR too: the same hash as the bare token.
+  auto hash = RunProcess("/bin/sh",
+                         {"-c", "printf 'hardening-token\\r\\n' | " + CliBinary() + " token hash"});
+  EXPECT_EQ(hash.out, prism::proxy::Sha256Hex(kToken) + "\n") << hash.err;
+}
+
+// What a client sends ends up in spans; `prism trace show` prints it
+// escaped: no ESC, CR or BEL from a namespace reaches the terminal.
+TEST(Hardening, TraceViewerEscapesWhatClientsSent) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, TokenConfig());
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  auto ch = Channel(proxy.address());
+  prism::v1::GetRequest get;
+  get.set_namespace_("\x1b]0;owned\x07\x1b[2J\rforged");
+  get.set_key("k");
+  auto r = RawCall(*ch, "Get", get.SerializeAsString());
+  ASSERT_EQ(r.status.error_code(), grpc::NOT_FOUND);
+  ASSERT_EQ(proxy.Stop(), 0);
+  auto ls = RunProcess(CliBinary(), {"trace", "ls", "-f", proxy.trace_file()});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  std::smatch m;
+  std::string ls_out = ls.out;
+  ASSERT_TRUE(std::regex_search(ls_out, m, std::regex("([0-9a-f]{32})")));
+  auto show = RunProcess(CliBinary(), {"trace", "show", m[1], "-v", "-f", proxy.trace_file()});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  for (const std::string& out : {ls.out, show.out}) {
+    for (char c : out) {
+      ASSERT_TRUE(c == '\n' || static_cast<unsigned char>(c) >= 0x20)
+          << "byte " << static_cast<int>(c) << " in:\n"
+          << out;
+    }
+  }
+  EXPECT_NE(show.out.find("\\x1b]0;owned\\x07\\x1b[2J\\rforged"), std::string::npos) << show.out;
+}
+
+// A trace-file line nested 50,000 arrays deep is skipped with a warning
+// (it overflowed the stack: a segfault); the other traces are listed.
+TEST(Hardening, TraceViewerSkipsDeeplyNestedLines) {
+  std::string dir = MakeTempDir();
+  std::string file = dir + "/traces.jsonl";
+  std::string good =
+      R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c",)"
+      R"("spanId":"1111111111111111","name":"fine","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]})";
+  std::string bad = good;
+  bad.replace(bad.find("\"name\""), 0,
+              R"("attributes":[{"key":"a","value":{"arrayValue":{"values":)" +
+                  std::string(50000, '[') + std::string(50000, ']') + "}}}],");
+  WriteFile(file, good + "\n" + bad + "\n");
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"trace", "ls", "-f", file},
+        std::vector<std::string>{"trace", "show", "0af76519", "-v", "-f", file}}) {
+    auto r = RunProcess(CliBinary(), args);
+    EXPECT_EQ(r.exit_code, 0) << args[1] << ": " << r.err;
+    EXPECT_NE(
+        r.err.find("prism: warning: " + file + ":2: skipped: JSON nested deeper than 64 levels"),
+        std::string::npos)
+        << r.err;
+    EXPECT_NE(r.out.find("fine"), std::string::npos) << r.out;
+  }
 }
 
 }  // namespace
