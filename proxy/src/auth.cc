@@ -47,6 +47,14 @@ std::optional<std::string_view> ParseBearer(std::string_view header) {
   return token;
 }
 
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxRequestIdBytes) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 bool IsLoopbackListenAddress(std::string_view a) {
   if (a.rfind("unix:", 0) == 0 || a.rfind("unix-abstract:", 0) == 0) return true;
   if (a.rfind("dns:///", 0) == 0) {

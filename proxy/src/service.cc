@@ -44,15 +44,6 @@ std::optional<std::string_view> FindMetadata(
   return std::string_view(it->second.data(), it->second.size());
 }
 
-// A caller's request id is kept when it is 1-128 visible ASCII characters.
-bool ValidRequestId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
-
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
