@@ -662,12 +662,7 @@ TEST(ProxyE2E, StalledPluginCostsTheCallerItsDeadline) {
     ASSERT_TRUE(c.Set("m", "k", "v").status.ok());
     pid_t plugin = proxy.PluginPid("m");
     ASSERT_GT(plugin, 0);
-    ASSERT_EQ(kill(plugin, SIGSTOP), 0);
-    // kill() only queues the stop; each thread stops when it next runs. On a
-    // loaded VM the plugin has been seen to answer one more call first.
-    const bool stopped = WaitAllThreadsStopped(plugin, 5s);
-    if (!stopped) kill(plugin, SIGCONT);
-    ASSERT_TRUE(stopped);
+    ASSERT_TRUE(StopProcess(plugin, 5s));
     auto start = std::chrono::steady_clock::now();
     auto r = c.Get("m", "k", "", 800ms);
     auto took = std::chrono::steady_clock::now() - start;

@@ -18,7 +18,8 @@ extern char** environ;
 
 namespace prism::e2e {
 
-bool WaitAllThreadsStopped(pid_t pid, std::chrono::milliseconds timeout) {
+bool StopProcess(pid_t pid, std::chrono::milliseconds timeout) {
+  if (kill(pid, SIGSTOP) != 0) return false;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
   while (std::chrono::steady_clock::now() < deadline) {
@@ -34,6 +35,7 @@ bool WaitAllThreadsStopped(pid_t pid, std::chrono::milliseconds timeout) {
     if (any && all) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  kill(pid, SIGCONT);
   return false;
 }
 

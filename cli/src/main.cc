@@ -92,6 +92,20 @@ std::string MetadataProblem(const std::string& what, const std::string& value) {
   return {};
 }
 
+// Reads the file a flag names; false (and the reason on stderr) when it cannot.
+bool ReadFlagFile(const char* flag, const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::cerr << "prism: " << flag << " '" << prism::cli::EscapeNonPrintable(path)
+              << "': " << std::strerror(errno) << "\n";
+    return false;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  out = text.str();
+  return true;
+}
+
 // Base64 (RFC 4648, with padding) of arbitrary bytes.
 std::string Base64(const std::string& bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
@@ -374,15 +388,8 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     if (!kv.token_file.empty()) {
-      std::ifstream in(kv.token_file, std::ios::binary);
-      if (!in) {
-        std::cerr << "prism: --token-file '" << prism::cli::EscapeNonPrintable(kv.token_file)
-                  << "': " << std::strerror(errno) << "\n";
-        return kExitUsage;
-      }
-      std::ostringstream text;
-      text << in.rdbuf();
-      kv.token = StripOneNewline(text.str());
+      if (!ReadFlagFile("--token-file", kv.token_file, kv.token)) return kExitUsage;
+      kv.token = StripOneNewline(kv.token);
     }
     if (!kv.ca_file.empty() && !kv.tls) {
       std::cerr
@@ -390,15 +397,7 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     if (!kv.ca_file.empty()) {
-      std::ifstream in(kv.ca_file, std::ios::binary);
-      if (!in) {
-        std::cerr << "prism: --ca-file '" << prism::cli::EscapeNonPrintable(kv.ca_file)
-                  << "': " << std::strerror(errno) << "\n";
-        return kExitUsage;
-      }
-      std::ostringstream pem;
-      pem << in.rdbuf();
-      kv.ca_pem = pem.str();
+      if (!ReadFlagFile("--ca-file", kv.ca_file, kv.ca_pem)) return kExitUsage;
       if (kv.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
         std::cerr << "prism: --ca-file '" << prism::cli::EscapeNonPrintable(kv.ca_file)
                   << "': no PEM certificate in it\n";
