@@ -231,6 +231,12 @@ TEST(Hardening, OversizedNamespaceIsRefusedFirstAndNeverRecorded) {
   EXPECT_LT(fs::file_size(proxy.trace_file()), 2u << 20);
 }
 
+// A length-delimited protobuf field (payloads under 128 bytes).
+std::string Field(int number, const std::string& payload) {
+  return std::string{static_cast<char>(number << 3 | 2), static_cast<char>(payload.size())} +
+         payload;
+}
+
 // Bytes protobuf cannot parse are INVALID_ARGUMENT with a message naming the
 // field (not INTERNAL with none), and nothing reaches the plugin (no
 // libprotobuf line in the log).
@@ -239,33 +245,19 @@ TEST(Hardening, InvalidProtobufIsInvalidArgument) {
   Proxy proxy(dir, TokenConfig());
   ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
   auto ch = Channel(proxy.address());
-  const std::string ns("\x0a\x01m", 3);
+  const std::string ns = Field(1, "m");
   struct Case {
     const char* method;
     std::string bytes;
     const char* message;
   } cases[] = {
-      {"Get", ns + std::string("\x12\x02\xc3\x28", 4), "key is not valid UTF-8"},
-      {"Set",
-       ns + std::string("\x12\x01\xff\x1a\x01"
-                        "v",
-                        6),
-       "key is not valid UTF-8"},
-      {"BatchGet",
-       ns + std::string("\x12\x01"
-                        "a"
-                        "\x12\x01\xfe",
-                        6),
-       "keys[1] is not valid UTF-8"},
-      {"BatchSet", ns + std::string("\x12\x03\x0a\x01\xff", 5), "items[0].key is not valid UTF-8"},
-      {"BatchSet", ns + std::string("\x12\x01\x10", 3),
-       "malformed request: items[0]: truncated varint"},
-      {"Delete", ns + std::string("\x18\xff", 2), "malformed request: truncated varint"},
-      {"Exists",
-       ns + std::string("\x12\x05"
-                        "ab",
-                        4),
-       "malformed request: length past the end"},
+      {"Get", ns + Field(2, "\xc3\x28"), "key is not valid UTF-8"},
+      {"Set", ns + Field(2, "\xff") + Field(3, "v"), "key is not valid UTF-8"},
+      {"BatchGet", ns + Field(2, "a") + Field(2, "\xfe"), "keys[1] is not valid UTF-8"},
+      {"BatchSet", ns + Field(2, Field(1, "\xff")), "items[0].key is not valid UTF-8"},
+      {"BatchSet", ns + Field(2, "\x10"), "malformed request: items[0]: truncated varint"},
+      {"Delete", ns + "\x18\xff", "malformed request: truncated varint"},
+      {"Exists", ns + "\x12\x05" + "ab", "malformed request: length past the end"},
   };
   for (const auto& c : cases) {
     auto r = RawCall(*ch, c.method, c.bytes);
