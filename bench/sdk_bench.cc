@@ -3,9 +3,12 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/carriers.h"
 #include "prism/tracing/propagation.h"
 #include "prism/tracing/tracer.h"
@@ -146,6 +149,97 @@ void BM_Inject(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Inject);
+
+// One proxied request's spans as the proxy records them (SERVER with the RPC
+// attributes, auth and routing INTERNAL spans, the CLIENT call to the plugin),
+// ended children first. Arg 0: always_on with a no-op exporter; arg 1:
+// adaptive sampling (prism_adaptive, head role) deciding "drop" at the root -
+// the path 99 % of requests take with adaptive sampling.
+// Iterations over every run of it, for instructions per request under
+// callgrind (--toggle-collect='*BM_ProxyRequestShape*'; printed at exit).
+struct IterationCount {
+  uint64_t n = 0;
+  ~IterationCount() {
+    if (n && std::getenv("PRISM_BENCH_COUNT"))
+      std::fprintf(stderr, "iterations: %llu\n", (unsigned long long)n);
+  }
+} g_proxy_shape_iterations;
+
+void BM_ProxyRequestShape(benchmark::State& state) {
+  std::unique_ptr<pt::TracerProvider> provider;
+  std::shared_ptr<pt::AdaptiveSampling> adaptive;
+  if (state.range(0) == 0) {
+    provider = MakeProvider(pt::MakeAlwaysOnSampler());
+  } else {
+    pt::AdaptiveOptions a;
+    a.ratio = 0;
+    a.slow = std::chrono::milliseconds(0);
+    adaptive = std::make_shared<pt::AdaptiveSampling>(a);
+    pt::TracerProviderOptions o;
+    o.resource = pt::Resource(pt::Attributes{{"service.name", std::string("bench")}});
+    o.adaptive = adaptive;
+    o.processors.push_back(
+        std::make_unique<pt::SimpleSpanProcessor>(std::make_unique<pt::NoopSpanExporter>()));
+    provider = std::make_unique<pt::TracerProvider>(std::move(o));
+  }
+  pt::Tracer tracer = provider->GetTracer("bench");
+  const std::string request_id = "3f2a9c1e77b04d0e9a511c2b3d4e5f60";
+  const std::string ns = "default";
+  const std::string plugin = "prism-plugin-memstore";
+  for (auto _ : state) {
+    pt::StartSpanOptions o;
+    o.kind = pt::SpanKind::kServer;
+    o.root = true;
+    o.attributes.reserve(16);
+    pt::AppendString(o.attributes, "rpc.system", "grpc");
+    pt::AppendString(o.attributes, "rpc.system.name", "grpc");
+    pt::AppendString(o.attributes, "rpc.service", "prism.v1.KeyValue");
+    pt::AppendString(o.attributes, "rpc.method", "Get");
+    pt::AppendString(o.attributes, "server.address", "127.0.0.1");
+    pt::AppendInt(o.attributes, "server.port", 7070);
+    pt::AppendString(o.attributes, "network.peer.address", "127.0.0.1");
+    pt::AppendInt(o.attributes, "network.peer.port", 51234);
+    pt::AppendString(o.attributes, "prism.request_id", request_id);
+    pt::AppendString(o.attributes, "prism.operation", "get");
+    pt::Span server = tracer.StartSpan("prism.v1.KeyValue/Get", std::move(o));
+    server.SetAttribute("prism.namespace", ns);
+    {
+      pt::StartSpanOptions a;
+      a.parent = server.context();
+      pt::Span auth = tracer.StartSpan("prism.auth.verify", std::move(a));
+      auth.SetAttribute("prism.namespace", ns);
+      auth.SetAttribute("prism.access", "read");
+      auth.SetAttribute("prism.principal", std::string("anonymous"));
+    }
+    {
+      pt::StartSpanOptions r;
+      r.parent = server.context();
+      pt::Span route = tracer.StartSpan("prism.routing.select_plugin", std::move(r));
+      route.SetAttribute("prism.namespace", ns);
+      route.SetAttribute("prism.plugin", plugin);
+    }
+    {
+      pt::StartSpanOptions c;
+      c.kind = pt::SpanKind::kClient;
+      c.parent = server.context();
+      c.attributes.reserve(16);
+      pt::AppendString(c.attributes, "rpc.system", "grpc");
+      pt::AppendString(c.attributes, "rpc.system.name", "grpc");
+      pt::AppendString(c.attributes, "rpc.service", "prism.v1.KeyValue");
+      pt::AppendString(c.attributes, "rpc.method", "Get");
+      pt::AppendString(c.attributes, "server.address", "/run/prism-proxy-x/0.sock");
+      pt::AppendString(c.attributes, "prism.plugin", plugin);
+      pt::Span client = tracer.StartSpan("prism.v1.KeyValue/Get", std::move(c));
+      client.SetAttribute("rpc.grpc.status_code", int64_t{0});
+      client.SetAttribute("rpc.status_code", std::string_view("OK"));
+    }
+    server.SetAttribute("rpc.grpc.status_code", int64_t{0});
+    server.SetAttribute("rpc.status_code", std::string_view("OK"));
+    server.End();
+    ++g_proxy_shape_iterations.n;
+  }
+}
+BENCHMARK(BM_ProxyRequestShape)->Arg(0)->Arg(1);
 
 }  // namespace
 

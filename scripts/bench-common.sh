@@ -15,12 +15,14 @@ wait_serving() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # proxy_setup DIR PORT MODE [EXTRA_YAML]: writes DIR/prism.yaml (namespace "default" on a
-# memstore plugin) and sets PROXY_ENV, the env(1) prefix for tracing MODE:
+# memstore plugin, or on the YAML command list in $PROXY_PLUGIN) and sets
+# PROXY_ENV, the env(1) prefix for tracing MODE:
 # off (OTEL_SDK_DISABLED), never (parentbased_always_off: context still
 # extracted and injected, nothing recorded), ratio (parentbased_traceidratio
 # 0.01), on (always_on) or recorded (always_on with OTEL_TRACES_EXPORTER=none:
-# spans recorded, then dropped - the cost of recording without the export);
-# traces go to DIR/traces.jsonl.
+# spans recorded, then dropped - the cost of recording without the export)
+# or adaptive (prism_adaptive: ratio 0.01, slow 100 ms - every call recorded,
+# 1 % exported; docs/sampling.md); traces go to DIR/traces.jsonl.
 proxy_setup() {
   local dir=$1 port=$2 mode=$3 extra=${4:-}
   mkdir -p "$dir"
@@ -31,7 +33,7 @@ $extra
 namespaces:
   default:
     plugin:
-      command: [prism-plugin-memstore]
+      command: ${PROXY_PLUGIN:-[prism-plugin-memstore]}
 YAML
   PROXY_ENV=(env -u OTEL_TRACES_SAMPLER -u OTEL_TRACES_SAMPLER_ARG -u OTEL_SDK_DISABLED
              -u OTEL_TRACES_EXPORTER -u OTEL_EXPORTER_OTLP_ENDPOINT
@@ -42,5 +44,7 @@ YAML
     ratio) PROXY_ENV+=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
     on) PROXY_ENV+=(OTEL_TRACES_SAMPLER=always_on) ;;
     recorded) PROXY_ENV+=(OTEL_TRACES_SAMPLER=always_on OTEL_TRACES_EXPORTER=none) ;;
+    adaptive) PROXY_ENV+=(OTEL_TRACES_SAMPLER=prism_adaptive
+                          OTEL_TRACES_SAMPLER_ARG=ratio=0.01,slow_ms=100) ;;
   esac
 }

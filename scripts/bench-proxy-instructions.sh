@@ -5,7 +5,8 @@
 #   loadgen -> prism-proxy -> prism-plugin-memstore, Get, CONCURRENCY calls in
 #   flight, modes off (OTEL_SDK_DISABLED) / never (parentbased_always_off: the
 #   context is propagated, nothing recorded) / ratio (parentbased_traceidratio
-#   0.01) / on (always_on), trace file exporter.
+#   0.01) / adaptive (prism_adaptive: every call recorded, decided at its
+#   end, 1 % exported) / on (always_on), trace file exporter.
 # Per mode: a warm-up, then DURATION s idle and DURATION s of load, counters
 # zeroed before each; per call = (load - idle) / calls, so timers and other
 # time-driven work (slowed ~50x under callgrind) do not count as per-call
@@ -16,7 +17,8 @@
 # what gRPC charges (client + server) for the one header a traced proxy adds
 # to its hop, before any tracing code runs.
 # Usage: scripts/bench-proxy-instructions.sh [BUILD_DIR]
-#   env: REPEAT (3), DURATION (4), CONCURRENCY (1), FLOOR (0)
+#   env: REPEAT (3), DURATION (4), CONCURRENCY (1), FLOOR (0),
+#        MODES ("off never ratio adaptive on"; the table needs all five)
 # Needs valgrind (apt-get install valgrind). Kernel time is not counted.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +29,7 @@ command -v valgrind >/dev/null || { echo "bench-proxy-instructions: needs valgri
 REPEAT=${REPEAT:-3}
 DURATION=${DURATION:-4}
 CONCURRENCY=${CONCURRENCY:-1}
+MODES=${MODES:-off never ratio adaptive on}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/prism-cg-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 # shellcheck source=scripts/bench-common.sh
@@ -94,14 +97,14 @@ $(( $(grep -m1 '^summary:' "$d"/srv.*.1 | awk '{print $2}') / n ))"
 
 declare -A PX PL
 for r in $(seq 1 "$REPEAT"); do
-  for mode in off never ratio on; do
+  for mode in $MODES; do
     read -r p q < <(run_mode "$mode")
     PX[$mode]="${PX[$mode]:-} $p"; PL[$mode]="${PL[$mode]:-} $q"
     printf '  round %d %-5s proxy %7d  plugin %7d instructions/call\n' "$r" "$mode" "$p" "$q"
   done
 done
+declare -A LG SV  # declared even without FLOOR: `set -u` and ${LG[plain]:-}
 if [ "${FLOOR:-0}" = 1 ]; then
-  declare -A LG SV
   for r in $(seq 1 "$REPEAT"); do
     for how in plain traceparent; do
       read -r p q < <(run_direct "$how")
@@ -111,21 +114,22 @@ if [ "${FLOOR:-0}" = 1 ]; then
   done
 fi
 python3 - "${PX[off]}" "${PL[off]}" "${PX[ratio]}" "${PL[ratio]}" "${PX[on]}" "${PL[on]}" \
-  "${PX[never]}" "${PL[never]}" "${LG[plain]:-}" "${SV[plain]:-}" "${LG[traceparent]:-}" \
-  "${SV[traceparent]:-}" <<'PY'
+  "${PX[never]}" "${PL[never]}" "${PX[adaptive]}" "${PL[adaptive]}" "${LG[plain]:-}" \
+  "${SV[plain]:-}" "${LG[traceparent]:-}" "${SV[traceparent]:-}" <<'PY'
 import statistics, sys
-v = [[float(x) for x in a.split()] for a in sys.argv[1:9]]
+v = [[float(x) for x in a.split()] for a in sys.argv[1:11]]
 m = [statistics.median(x) for x in v]
 off = m[0] + m[1]
 print("\n| tracing | proxy instr/call | plugin instr/call | both | vs off |")
 print("|---|---:|---:|---:|---:|")
 for name, i in (("off", 0), ("parentbased_always_off (propagation only)", 6),
-                ("parentbased_traceidratio 0.01", 2), ("always_on", 4)):
+                ("parentbased_traceidratio 0.01", 2), ("adaptive (prism_adaptive)", 8),
+                ("always_on", 4)):
     both = m[i] + m[i + 1]
     print(f"| {name} | {m[i]:,.0f} | {m[i+1]:,.0f} | {both:,.0f} | {100*(both/off-1):+.1f}% |")
 print("\nMedians of", len(v[0]), "runs each; user-space instructions only (callgrind), idle subtracted.")
-if sys.argv[9].strip():
-    f = [statistics.median(float(x) for x in a.split()) for a in sys.argv[9:13]]
+if sys.argv[11].strip():
+    f = [statistics.median(float(x) for x in a.split()) for a in sys.argv[11:15]]
     client, server = f[2] - f[0], f[3] - f[1]
     print("\nFloor: one traceparent header on one hop, no tracing code but the plugin's parse\n")
     print("| direct, loadgen → memstore | loadgen instr/call | memstore instr/call |")

@@ -3,6 +3,8 @@
 #   direct   loadgen -> prism-plugin-memstore (TCP loopback), tracing off
 #   off      loadgen -> prism-proxy -> memstore, tracing off (OTEL_SDK_DISABLED)
 #   ratio    the same, parentbased_traceidratio 0.01, trace file exporter
+#   adaptive the same, prism_adaptive (every call recorded, decided at its
+#            end, 1 % kept; docs/sampling.md), trace file exporter
 #   on       the same, always_on, trace file exporter
 #   recorded the same, always_on, no exporter (only with SPLIT=1): what
 #            recording costs without the export
@@ -18,7 +20,11 @@
 # Usage: scripts/bench-proxy.sh [BUILD_DIR] [--record]
 #   env: ROUNDS (default 30), DURATION (s per run, default 1),
 #        CONCURRENCY (default 32), SPLIT (1: add the "recorded" path),
-#        FLOOR (1: add the "direct_tp" path)
+#        FLOOR (1: add the "direct_tp" path),
+#        BACKEND (memstore, or redis: a redis-server on a free port, no
+#        persistence, behind prism-plugin-redis; "direct" is then
+#        loadgen -> prism-plugin-redis -> redis), OP (get, or set: every
+#        call a Set of a 64-byte value)
 # --record appends the tables to docs/benchmarks.md under "## Proxy".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +33,9 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 RECORD=0
 [ "${2:-}" = "--record" ] && RECORD=1
 BIN="$BUILD/bin"
-for b in prism-proxy prism-plugin-memstore prism-loadgen; do
+BACKEND=${BACKEND:-memstore}
+OP=${OP:-get}
+for b in prism-proxy "prism-plugin-$BACKEND" prism-loadgen; do
   [ -x "$BIN/$b" ] || { echo "bench-proxy: $BIN/$b missing; build first" >&2; exit 1; }
 done
 DURATION=${DURATION:-1}
@@ -44,12 +52,25 @@ trap cleanup EXIT
 # shellcheck source=scripts/bench-common.sh
 source "$ROOT/scripts/bench-common.sh"
 
+BACKEND_ARGS=()  # settings of the plugin, as flags
+if [ "$BACKEND" = redis ]; then
+  RPORT=$(free_port)
+  redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --dir "$WORK" \
+    --logfile "$WORK/redis.log" &
+  PIDS+=("$!")
+  for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  BACKEND_ARGS=(--port "$RPORT")
+fi
+PROXY_PLUGIN="[prism-plugin-$BACKEND$(printf ', %s' "${BACKEND_ARGS[@]+"${BACKEND_ARGS[@]}"}")]"
+export PROXY_PLUGIN
+
 declare -A ADDR PID
 start_direct() {
   local port
   port=$(free_port)
-  env OTEL_SDK_DISABLED=true "$BIN/prism-plugin-memstore" --listen "127.0.0.1:$port" \
-    >"$WORK/memstore.out" 2>"$WORK/memstore.log" &
+  env OTEL_SDK_DISABLED=true "$BIN/prism-plugin-$BACKEND" \
+    ${BACKEND_ARGS[@]+"${BACKEND_ARGS[@]}"} --listen "127.0.0.1:$port" \
+    >"$WORK/$BACKEND.out" 2>"$WORK/$BACKEND.log" &
   PID[direct]=$!
   PIDS+=("${PID[direct]}")
   ADDR[direct]="127.0.0.1:$port"
@@ -79,7 +100,7 @@ cpu_of() {
   echo "$total"
 }
 
-PATHS=(direct off ratio on)
+PATHS=(direct off ratio adaptive on)
 [ "${SPLIT:-0}" = 1 ] && PATHS+=(recorded)
 declare -A EXTRA  # path -> extra loadgen arguments
 start_direct
@@ -97,14 +118,15 @@ run() {  # round path concurrency
   local c0 c1 j
   c0=$(cpu_of "${PID[$2]}")
   # shellcheck disable=SC2086 # EXTRA holds separate arguments
-  j=$("$BIN/prism-loadgen" -a "${ADDR[$2]}" -c "$3" -d "$DURATION" -w 0.3 --no-set --json ${EXTRA[$2]:-})
+  j=$("$BIN/prism-loadgen" -a "${ADDR[$2]}" -c "$3" -d "$DURATION" -w 0.3 --no-set --op "$OP" --json ${EXTRA[$2]:-}) ||
+    { echo "bench-proxy: prism-loadgen failed on path $2: $j" >&2; exit 1; }
   c1=$(cpu_of "${PID[$2]}")
   # The CPU ticks cover the warm-up too: count its calls at the measured rate.
   python3 -c 'import json,sys; j=json.loads(sys.argv[1]); d=float(sys.argv[6]); print("\t".join(sys.argv[2:5]+[str(j["calls_per_sec"]),str(j["p50_us"]),str(j["p99_us"]),sys.argv[5],str(int(j["calls"]*(d+0.3)/d)),str(j["client_cpu_us_per_call"])]))' \
     "$j" "$1" "$2" "$3" "$((c1 - c0))" "$DURATION" >>"$RESULTS"
 }
 
-echo "bench-proxy: Get, $CONCURRENCY in flight (and 1 in flight), ${DURATION}s per run, $ROUNDS rounds, $(nproc) CPUs"
+echo "bench-proxy: $OP on $BACKEND, $CONCURRENCY in flight (and 1 in flight), ${DURATION}s per run, $ROUNDS rounds, $(nproc) CPUs"
 for round in $(seq 1 "$ROUNDS"); do
   n=${#PATHS[@]}
   for ((i = 0; i < n; i++)); do
@@ -121,7 +143,7 @@ done
 echo
 
 TABLE=$(mktemp)
-python3 - "$RESULTS" "$(getconf CLK_TCK)" "$CONCURRENCY" >"$TABLE" <<'PY'
+python3 - "$RESULTS" "$(getconf CLK_TCK)" "$CONCURRENCY" "$BACKEND" >"$TABLE" <<'PY'
 import collections, statistics, sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
 ticks, conc = int(sys.argv[2]), sys.argv[3]
@@ -138,12 +160,14 @@ def q(xs):
     xs = sorted(xs); n = len(xs)
     return statistics.median(xs), xs[n // 4], xs[(3 * n) // 4]
 med = statistics.median
-names = {"direct": ("loadgen → memstore", "off"),
-         "off": ("loadgen → proxy → memstore", "off (OTEL_SDK_DISABLED)"),
-         "ratio": ("loadgen → proxy → memstore", "parentbased_traceidratio 0.01, file"),
-         "on": ("loadgen → proxy → memstore", "always_on, file"),
-         "recorded": ("loadgen → proxy → memstore", "always_on, no exporter"),
-         "direct_tp": ("loadgen → memstore, + traceparent header", "off")}
+b = {"memstore": "memstore", "redis": "redis plugin → redis"}.get(sys.argv[4], sys.argv[4])
+names = {"direct": (f"loadgen → {b}", "off"),
+         "off": (f"loadgen → proxy → {b}", "off (OTEL_SDK_DISABLED)"),
+         "ratio": (f"loadgen → proxy → {b}", "parentbased_traceidratio 0.01, file"),
+         "adaptive": (f"loadgen → proxy → {b}", "adaptive (ratio 0.01, slow 100 ms), file"),
+         "on": (f"loadgen → proxy → {b}", "always_on, file"),
+         "recorded": (f"loadgen → proxy → {b}", "always_on, no exporter"),
+         "direct_tp": (f"loadgen → {b}, + traceparent header", "off")}
 n = len(series(conc, "off", "rate"))
 print(f"Medians over {n} rounds ({conc} in flight unless marked):\n")
 print("| path | tracing | calls/s | p50 (µs) | p99 (µs) | server CPU µs/call | loadgen CPU µs/call | p50 at 1 in flight (µs) |")
@@ -166,10 +190,13 @@ def header_share(c):
             for k in sorted(R) if k[1] == c and all(p in R[k] for p in ("direct_tp", "direct", "off"))]
 for label, xs, f in (
     ("calls/s, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "rate"), pct),
+    ("calls/s, adaptive vs off", paired(conc, "adaptive", "off", "rate"), pct),
+    ("p99, adaptive vs off", paired(conc, "adaptive", "off", "p99"), pct),
     ("calls/s, always_on vs off", paired(conc, "on", "off", "rate"), pct),
     *((("calls/s, always_on without export vs off", paired(conc, "recorded", "off", "rate"), pct),)
       if split else ()),
     ("server CPU/call, traceidratio 0.01 vs off", paired(conc, "ratio", "off", "cpu"), pct),
+    ("server CPU/call, adaptive vs off", paired(conc, "adaptive", "off", "cpu"), pct),
     ("server CPU/call, always_on vs off", paired(conc, "on", "off", "cpu"), pct),
     *((("server CPU/call, always_on without export vs off", paired(conc, "recorded", "off", "cpu"), pct),)
       if split else ()),
@@ -189,15 +216,32 @@ for label, xs, f in (
 print("\nServer CPU = CPU time of the server processes (proxy + its plugin, or memstore alone) per call;"
       " loadgen CPU = the load generator's own (warm-up included).")
 PY
+if [ "$BACKEND" = redis ]; then
+  # CLIENT SETNAME is per connection: its count stays at the connections
+  # made, whatever the number of calls.
+  STATS=$(redis-cli -p "$RPORT" info commandstats | tr -d '\r')
+  calls() { echo "$STATS" | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p"; }
+  printf '\nRedis INFO commandstats over the whole run: %s %s calls, %s client|setname calls (%s connections).\n' \
+    "$(calls "$OP")" "$(echo "$OP" | tr a-z A-Z)" "$(calls 'client|setname')" \
+    "$(redis-cli -p "$RPORT" info stats | tr -d '\r' | sed -n 's/^total_connections_received://p')" >>"$TABLE"
+fi
 echo
 cat "$TABLE"
+# Adaptive sampling's counters, proxy and plugin (SIGUSR1 logs them): the
+# peak memory held for undecided traces under this load.
+kill -USR1 "${PID[adaptive]}" 2>/dev/null || true
+pkill -USR1 -P "${PID[adaptive]}" 2>/dev/null || true
+sleep 0.5
+echo
+echo "adaptive sampling counters (proxy, then plugin):"
+grep -h 'adaptive sampling:' "$WORK/adaptive/proxy.log" | sed 's/^/  /' | tail -2
 if [ "$RECORD" = 1 ]; then
   DOC="$ROOT/docs/benchmarks.md"
   [ -f "$DOC" ] || echo "# Benchmarks" >"$DOC"
   grep -q '^## Proxy' "$DOC" || printf '\n## Proxy\n' >>"$DOC"
   {
     echo
-    echo "### $(date -u '+%Y-%m-%d %H:%M') UTC — $(nproc) CPUs, $ROUNDS rounds × ${DURATION}s per run"
+    echo "### $(date -u '+%Y-%m-%d %H:%M') UTC — $(nproc) CPUs, $ROUNDS rounds × ${DURATION}s per run — $OP on $BACKEND"
     echo
     cat "$TABLE"
   } >>"$DOC"

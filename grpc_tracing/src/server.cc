@@ -7,6 +7,7 @@
 
 #include "prism/grpc_tracing/carriers.h"
 #include "prism/grpc_tracing/semconv.h"
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/context.h"
 #include "prism/tracing/global.h"
 #include "prism/tracing/span.h"
@@ -52,7 +53,7 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
       Start(m->GetRecvInitialMetadata());
     }
     if (m->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      Finish(m->GetSendStatus());
+      Finish(m->GetSendStatus(), m->GetSendTrailingMetadata());
     }
     m->Proceed();
   }
@@ -83,7 +84,7 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     }
   }
 
-  void Finish(const grpc::Status& status) {
+  void Finish(const grpc::Status& status, std::multimap<std::string, std::string>* trailers) {
     if (!started_ || finished_) return;
     finished_ = true;
     if (registered_) {
@@ -91,6 +92,17 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
       registered_ = false;
     }
     SetRpcStatus(span_, status, /*server_side=*/true);
+    // Adaptive sampling: an unsampled (deferred) call whose trace this
+    // process kept - an error here, or its caller's trigger already -
+    // tells the caller, so the caller keeps its part too.
+    if (span_.IsRecording() && !span_.context().IsSampled() && trailers) {
+      if (prism::tracing::AdaptiveSampling* adaptive = state_->tracer.adaptive()) {
+        if (span_.data()->status == prism::tracing::StatusCode::kError ||
+            adaptive->IsKept(span_.context().trace_id())) {
+          trailers->emplace(kTraceResponseKey, FormatTraceResponse(span_.context()));
+        }
+      }
+    }
     span_.End();
   }
 

@@ -7,16 +7,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 
 #include "absl/synchronization/mutex.h"
 #include "prism/grpc_tracing/semconv.h"
 #include "prism/grpc_tracing/server.h"
 #include "prism/plugin/log.h"
 #include "prism/plugin/validation.h"
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
+#include "prism/v1/sampling.grpc.pb.h"
 
 namespace prism::plugin {
 namespace {
@@ -166,6 +170,54 @@ absl::StatusOr<ServeOptions> ParseCommandLine(int argc, const char* const* argv,
   return opts;
 }
 
+namespace {
+
+// prism.v1.Sampling/Keep: the proxy keeps a trace this plugin left
+// undecided (docs/sampling.md). Without adaptive sampling it accepts
+// nothing: every span was already exported or dropped by the head sampler.
+class SamplingService final : public prism::v1::Sampling::Service {
+ public:
+  explicit SamplingService(prism::tracing::AdaptiveSampling* adaptive) : adaptive_(adaptive) {}
+
+  grpc::Status Keep(grpc::ServerContext*, const prism::v1::KeepRequest* req,
+                    prism::v1::KeepResponse* resp) override {
+    constexpr int kMaxTraces = 1000;
+    if (req->traces_size() > kMaxTraces) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "at most " + std::to_string(kMaxTraces) + " traces per Keep call");
+    }
+    for (const auto& t : req->traces()) {
+      if (t.trace_id().size() != prism::tracing::TraceId::kSize) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "trace_id must be 16 bytes");
+      }
+      auto reason = prism::tracing::ParseSamplingReason(t.reason());
+      if (!reason) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "reason must be error, slow, ratio or parent");
+      }
+    }
+    if (!adaptive_) return grpc::Status::OK;
+    for (const auto& t : req->traces()) {
+      std::array<uint8_t, prism::tracing::TraceId::kSize> bytes;
+      std::memcpy(bytes.data(), t.trace_id().data(), bytes.size());
+      adaptive_->Keep(prism::tracing::TraceId(bytes),
+                      *prism::tracing::ParseSamplingReason(t.reason()));
+    }
+    resp->set_accepted(static_cast<uint32_t>(req->traces_size()));
+    return grpc::Status::OK;
+  }
+
+ private:
+  prism::tracing::AdaptiveSampling* adaptive_;
+};
+
+void LogSamplingCounters(const prism::tracing::AdaptiveSampling* adaptive) {
+  Log(LogLevel::kInfo, adaptive ? "adaptive sampling: " + adaptive->Counters().ToString()
+                                : std::string("adaptive sampling is off (OTEL_TRACES_SAMPLER)"));
+}
+
+}  // namespace
+
 int Serve(int argc, char** argv, PluginDefinition def) {
   // Debian's abseil keeps mutex deadlock detection on, which grpc's mutexes
   // pay for on every lock; plugins are on the request path, so turn it off.
@@ -192,12 +244,16 @@ int Serve(int argc, char** argv, PluginDefinition def) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);  // logs the sampling counters
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   prism::tracing::ExporterDefaults defaults;
   defaults.traces_exporter = "file";
   defaults.add_otlp_when_endpoint_set = true;
+  // A plugin is behind the proxy: with OTEL_TRACES_SAMPLER=prism_adaptive it
+  // waits for the proxy's verdict on the traces the proxy left undecided.
+  defaults.adaptive_role = prism::tracing::AdaptiveOptions::Role::kDownstream;
   std::shared_ptr<prism::tracing::TracerProvider> provider =
       prism::tracing::InitTracingFromEnvironment(service_name, defaults);
   prism::tracing::SetGlobalPropagator(prism::tracing::PropagatorFromEnvironment());
@@ -233,6 +289,8 @@ int Serve(int argc, char** argv, PluginDefinition def) {
     tracing_options.server_port = ep.port;
   }
   tracing_options.tracer = provider->GetTracer(prism::grpc_tracing::kInstrumentationName);
+  tracing_options.excluded_method_prefixes.push_back("/prism.v1.Sampling/");
+  SamplingService sampling(tracing_options.tracer->adaptive());
 
   grpc::EnableDefaultHealthCheckService(true);
   prism::grpc_tracing::InstallSyncHandlerScopes();
@@ -241,6 +299,7 @@ int Serve(int argc, char** argv, PluginDefinition def) {
   builder.AddListeningPort(opts->listen, grpc::InsecureServerCredentials(),
                            unix_path.empty() ? &bound_port : nullptr);
   builder.RegisterService(service->get());
+  builder.RegisterService(&sampling);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
@@ -258,7 +317,9 @@ int Serve(int argc, char** argv, PluginDefinition def) {
   Log(LogLevel::kInfo, "serving on " + serving);
 
   int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
+  while (sigwait(&stop_signals, &sig) != 0 || sig == SIGUSR1) {
+    if (sig == SIGUSR1) LogSamplingCounters(tracing_options.tracer->adaptive());
+    sig = 0;
   }
   Log(LogLevel::kInfo, std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
                            "; draining in-flight calls (up to " +

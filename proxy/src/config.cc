@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -247,8 +248,8 @@ absl::Status ParseOptionalString(const Parser& p, const YAML::Node& parent, cons
 absl::Status ParseTracing(const Parser& p, const YAML::Node& node, TracingConfig& t) {
   RETURN_IF_ERROR(
       p.CheckMap(node, "tracing",
-                 {"service_name", "sampler", "sampler_arg", "exporters", "otlp_endpoint",
-                  "otlp_protocol", "trace_file", "trace_file_max_mb"}));
+                 {"service_name", "sampler", "sampler_arg", "adaptive", "exporters",
+                  "otlp_endpoint", "otlp_protocol", "trace_file", "trace_file_max_mb"}));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "service_name", "tracing", t.service_name));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "sampler", "tracing", t.sampler));
   RETURN_IF_ERROR(ParseOptionalString(p, node, "sampler_arg", "tracing", t.sampler_arg));
@@ -267,7 +268,44 @@ absl::Status ParseTracing(const Parser& p, const YAML::Node& node, TracingConfig
                      "expected a whole number of MiB (0: no cap)");
     }
   }
-  if (t.sampler) {
+  if (t.sampler && (*t.sampler == "adaptive" || *t.sampler == "prism_adaptive")) {
+    if (t.sampler_arg) {
+      return p.Error(node["sampler_arg"], "tracing.sampler_arg",
+                     "the adaptive sampler takes its settings from tracing.adaptive "
+                     "(ratio, slow, buffer_mb)");
+    }
+    t.sampler = "prism_adaptive";
+    AdaptiveConfig a;
+    if (const auto& n = node["adaptive"]) {
+      RETURN_IF_ERROR(p.CheckMap(n, "tracing.adaptive", {"ratio", "slow", "buffer_mb"}));
+      if (const auto& r = n["ratio"]) {
+        ASSIGN_OR_RETURN(std::string v, p.String(r, "tracing.adaptive.ratio"));
+        char* end = nullptr;
+        double d = std::strtod(v.c_str(), &end);
+        if (v.empty() || *end != '\0' || !(d >= 0.0 && d <= 1.0)) {
+          return p.Error(r, "tracing.adaptive.ratio", "expected a probability between 0 and 1");
+        }
+        a.ratio = d;
+      }
+      if (const auto& sl = n["slow"]) {
+        ASSIGN_OR_RETURN(a.slow, p.Millis(sl, "tracing.adaptive.slow"));
+      }
+      if (const auto& b = n["buffer_mb"]) {
+        ASSIGN_OR_RETURN(std::string v, p.String(b, "tracing.adaptive.buffer_mb"));
+        char* end = nullptr;
+        errno = 0;
+        long long mb = std::strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || errno != 0 || mb < 1 || mb > 65536) {
+          return p.Error(b, "tracing.adaptive.buffer_mb",
+                         "expected a whole number of MiB, 1-65536");
+        }
+        a.buffer_mb = mb;
+      }
+    }
+    t.adaptive = a;
+  } else if (const auto& n = node["adaptive"]) {
+    return p.Error(n, "tracing.adaptive", "set only with 'sampler: adaptive'");
+  } else if (t.sampler) {
     static const std::set<std::string> kSamplers = {"always_on",
                                                     "always_off",
                                                     "traceidratio",
@@ -277,8 +315,9 @@ absl::Status ParseTracing(const Parser& p, const YAML::Node& node, TracingConfig
     if (!kSamplers.count(*t.sampler)) {
       return p.Error(node["sampler"], "tracing.sampler",
                      "unknown sampler '" + *t.sampler +
-                         "' (always_on, always_off, traceidratio, parentbased_always_on, "
-                         "parentbased_always_off, parentbased_traceidratio)");
+                         "' (adaptive, always_on, always_off, traceidratio, "
+                         "parentbased_always_on, parentbased_always_off, "
+                         "parentbased_traceidratio)");
     }
   }
   if (t.sampler_arg) {
@@ -457,11 +496,14 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
         return p.Error(kv.first, key,
                        "namespace names use letters, digits, '-', '_' and '.' (1-128 chars)");
       }
-      RETURN_IF_ERROR(p.CheckMap(kv.second, key, {"plugin"}));
+      RETURN_IF_ERROR(p.CheckMap(kv.second, key, {"plugin", "slow"}));
       if (!kv.second["plugin"]) return p.Error(kv.second, key, "missing 'plugin'");
       NamespaceConfig nc;
       nc.name = name;
       RETURN_IF_ERROR(ParsePlugin(p, kv.second["plugin"], key + ".plugin", nc.plugin));
+      if (const auto& sl = kv.second["slow"]) {
+        ASSIGN_OR_RETURN(nc.slow, p.Millis(sl, key + ".slow"));
+      }
       config.namespaces.push_back(std::move(nc));
     }
     if (const auto& n = root["tokens"]) RETURN_IF_ERROR(ParseTokens(p, n, config));
@@ -516,6 +558,15 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return ParseConfig(text.str(), path);
+}
+
+std::string AdaptiveConfig::SamplerArg(
+    std::optional<std::chrono::milliseconds> slow_override) const {
+  char ratio_text[32];
+  std::snprintf(ratio_text, sizeof(ratio_text), "%.10g", ratio);
+  return std::string("ratio=") + ratio_text +
+         ",slow_ms=" + std::to_string(slow_override.value_or(slow).count()) +
+         ",buffer_mb=" + std::to_string(buffer_mb);
 }
 
 Config EmbeddedDefaultConfig(const std::string& data_dir) {

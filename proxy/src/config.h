@@ -33,6 +33,9 @@ struct PluginConfig {
 struct NamespaceConfig {
   std::string name;
   PluginConfig plugin;
+  // Adaptive sampling: requests of this namespace at least this long keep
+  // their trace (default: tracing.adaptive.slow).
+  std::optional<std::chrono::milliseconds> slow;
 };
 
 struct TokenConfig {
@@ -49,6 +52,16 @@ enum class AuthMode {
   kNone,      // no checks (anonymous gets every right)
 };
 
+// tracing.sampler: adaptive (docs/sampling.md).
+struct AdaptiveConfig {
+  double ratio = 0.01;                  // share of the normal traffic kept
+  std::chrono::milliseconds slow{100};  // every request at least this long is kept
+  int64_t buffer_mb = 32;               // undecided spans held, per process
+  // OTEL_TRACES_SAMPLER_ARG of prism_adaptive; `slow` overrides the global
+  // threshold (a namespace's own).
+  std::string SamplerArg(std::optional<std::chrono::milliseconds> slow_override = {}) const;
+};
+
 struct TracingConfig {
   // Each is exported to the environment as the matching OTEL_* variable
   // unless that variable is already set (the environment wins).
@@ -60,6 +73,9 @@ struct TracingConfig {
   std::optional<std::string> otlp_protocol;      // OTEL_EXPORTER_OTLP_PROTOCOL
   std::optional<std::string> trace_file;         // PRISM_TRACE_FILE
   std::optional<std::string> trace_file_max_mb;  // PRISM_TRACE_FILE_MAX_MB
+  // Set with `sampler: adaptive` (exported as OTEL_TRACES_SAMPLER=prism_adaptive
+  // and its argument).
+  std::optional<AdaptiveConfig> adaptive;
 };
 
 struct SupervisionConfig {

@@ -24,6 +24,7 @@
 #include "plugins.h"
 #include "preflight.h"
 #include "prism/plugin/limits.h"
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/exporters/file_exporter.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
   trace_file = fs::absolute(trace_file, ec);
   // Plugins inherit the environment: they append to the same trace file.
   setenv("PRISM_TRACE_FILE", trace_file.c_str(), 1);
+  if (config.tracing.adaptive) config.tracing.sampler_arg = config.tracing.adaptive->SamplerArg();
   SetEnvIfUnset("OTEL_TRACES_SAMPLER", config.tracing.sampler);
   SetEnvIfUnset("OTEL_TRACES_SAMPLER_ARG", config.tracing.sampler_arg);
   SetEnvIfUnset("PRISM_TRACE_FILE_MAX_MB", config.tracing.trace_file_max_mb);
@@ -257,6 +259,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);  // logs the sampling counters
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -265,6 +268,16 @@ int main(int argc, char** argv) {
   defaults.traces_exporter = "file";
   defaults.add_otlp_when_endpoint_set = true;
   defaults.trace_file = trace_file.string();
+  // Adaptive sampling (OTEL_TRACES_SAMPLER=prism_adaptive, from the config or
+  // the environment): the proxy is the head. It judges latency itself, per
+  // namespace, so its processor's own latency rule is off.
+  std::chrono::milliseconds slow_default{0};
+  if (auto adaptive = prism::tracing::AdaptiveOptionsFromEnvironment(
+          prism::tracing::AdaptiveOptions::Role::kHead)) {
+    slow_default = adaptive->slow;
+    adaptive->slow = std::chrono::milliseconds(0);
+    defaults.adaptive = std::move(*adaptive);
+  }
   auto provider = prism::tracing::InitTracingFromEnvironment(service_name, defaults);
   prism::tracing::SetGlobalPropagator(prism::tracing::PropagatorFromEnvironment());
   auto exporters = prism::tracing::TracesExportersFromEnvironment(defaults);
@@ -305,6 +318,7 @@ int main(int argc, char** argv) {
   sopts.listen_host = host;
   sopts.listen_port = port;
   sopts.default_deadline = config.limits.default_deadline;
+  sopts.slow_default = slow_default;
   ProxyService service(authorizer, supervisor, sopts);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -379,7 +393,10 @@ int main(int argc, char** argv) {
 
   // ---- run until SIGTERM / SIGINT
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) != 0 || sig == SIGUSR1) {
+    if (sig == SIGUSR1) LogInfo(service.SamplingCounters());
+    sig = 0;
+  }
   LogInfo(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
           "; draining in-flight calls");
   server->Shutdown(std::chrono::system_clock::now() + config.drain_timeout);
@@ -394,6 +411,7 @@ int main(int argc, char** argv) {
   flush.join();
   if (!flushed) LogWarn("span export did not finish within the 5 s flush bound");
   fs::remove_all(runtime_dir, ec);
+  if (service.tracer().adaptive()) LogInfo(service.TriggerCounters());
   LogInfo("stopped");
   return 0;
 }

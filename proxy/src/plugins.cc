@@ -235,9 +235,16 @@ void Supervisor::Spawn(PluginBackend& b) {
 
   std::vector<std::string> env;
   bool has_service_name = false;
+  const char* sampler = std::getenv("OTEL_TRACES_SAMPLER");
+  const bool adaptive = sampler && std::string_view(sampler) == "prism_adaptive";
   for (char** e = environ; e && *e; ++e) {
     std::string kv = *e;
     if (kv.rfind("OTEL_SERVICE_NAME=", 0) == 0 && kv.size() > 18) has_service_name = true;
+    // Adaptive sampling: the plugin keeps on its own what is slow by its
+    // namespace's threshold (a later key wins in the argument).
+    if (adaptive && b.config_.slow && kv.rfind("OTEL_TRACES_SAMPLER_ARG=", 0) == 0) {
+      kv += ",slow_ms=" + std::to_string(b.config_.slow->count());
+    }
     env.push_back(std::move(kv));
   }
   if (!has_service_name) env.push_back("OTEL_SERVICE_NAME=" + b.plugin_name_);

@@ -40,6 +40,8 @@ class PluginBackend {
   // prism-plugin-sqlite, or the address for external plugins.
   const std::string& plugin_name() const { return plugin_name_; }
   bool launched() const { return config_.plugin.launched(); }
+  // namespaces.<ns>.slow (adaptive sampling), if set.
+  std::optional<std::chrono::milliseconds> slow() const { return config_.slow; }
   // Null while the plugin is down or starting.
   std::shared_ptr<const Endpoint> endpoint() const { return endpoint_.load(); }
   // Why the plugin is unavailable ("restarting after exit status 1").

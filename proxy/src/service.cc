@@ -12,6 +12,7 @@
 #include "prism/tracing/global.h"
 #include "prism/tracing/ids.h"
 #include "prism/tracing/version.h"
+#include "prism/v1/sampling.pb.h"
 #include "wire.h"
 
 namespace prism::proxy {
@@ -74,6 +75,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
   }
 
   void OnDone() override {
+    if (Deferred()) Decide();
     server_span_.End();
     delete this;
   }
@@ -104,6 +106,12 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     opts.root = !parent_.span_context().IsValid();
     server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
                                            [this] { return ServerAttributes(); });
+    // Adaptive sampling left this trace undecided: it is decided when the
+    // request ends (OnDone), on its errors and its latency.
+    if (server_span_.IsRecording() && !server_span_.context().IsSampled() &&
+        svc_.tracer().adaptive()) {
+      deferred_start_ = std::chrono::steady_clock::now();
+    }
     ctx_->AddInitialMetadata("x-request-id", request_id_);
     // x-trace-id names a trace someone can look up: only a sampled one. An
     // unsampled request (the 99 % at 1 % sampling, or tracing disabled with
@@ -186,6 +194,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
         return;
       }
       plugin_name_ = &backend->plugin_name();
+      backend_ = backend;
       route.SetAttribute("prism.plugin", backend->plugin_name());
       endpoint_ = backend->endpoint();
       if (!endpoint_) {
@@ -229,6 +238,15 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
   }
 
   void OnPluginDone(grpc::Status s) {
+    if (Deferred()) {
+      // The plugin kept the trace on its own (an error it saw): it says so
+      // in its trailers, and needs no trigger.
+      const auto& trailers = client_ctx_->GetServerTrailingMetadata();
+      auto it = trailers.find(gt::kTraceResponseKey);
+      plugin_kept_ = it != trailers.end() &&
+                     gt::TraceResponseKept(std::string_view(it->second.data(), it->second.size()),
+                                           server_span_.context().trace_id());
+    }
     gt::SetRpcStatus(client_span_, s, /*server_side=*/false);
     if (!s.ok()) RecordError(client_span_, s.error_code(), s.error_message());
     client_span_.End();
@@ -255,12 +273,50 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     if (!s.ok() && (proxy_decided || gt::IsServerError(s.error_code()))) {
       RecordError(server_span_, s.error_code(), s.error_message());
     }
+    bool kept_late = false;
+    if (Deferred()) {
+      // Known now for errors, and for requests already past their latency
+      // threshold: the trace will be kept, so the caller gets its id.
+      error_ = !s.ok() || plugin_kept_;
+      if (error_ || std::chrono::steady_clock::now() - deferred_start_ >= SlowThreshold()) {
+        trace_id_ = server_span_.context().trace_id().ToHex();
+        kept_late = true;
+      }
+    }
     if (!s.ok()) {
       // Errors may travel as trailers-only: repeat the ids in the trailers.
       ctx_->AddTrailingMetadata("x-request-id", request_id_);
       if (!trace_id_.empty()) ctx_->AddTrailingMetadata("x-trace-id", trace_id_);
+    } else if (kept_late) {
+      ctx_->AddTrailingMetadata("x-trace-id", trace_id_);
     }
     Finish(s);  // OK sends *response (the plugin's bytes), errors send none
+  }
+
+  bool Deferred() const { return deferred_start_ != std::chrono::steady_clock::time_point(); }
+
+  std::chrono::milliseconds SlowThreshold() const {
+    if (backend_) {
+      if (auto slow = backend_->slow()) return *slow;
+    }
+    return svc_.options().slow_default;
+  }
+
+  // The end of an undecided trace: kept for an error anywhere or for its
+  // latency; the plugin that served it is told unless it kept it already.
+  // Otherwise the SDK drops it whole when the SERVER span ends.
+  void Decide() {
+    pt::SamplingReason reason = pt::SamplingReason::kNone;
+    if (error_) {
+      reason = pt::SamplingReason::kError;
+    } else if (SlowThreshold().count() > 0 &&
+               std::chrono::steady_clock::now() - deferred_start_ >= SlowThreshold()) {
+      reason = pt::SamplingReason::kSlow;
+    }
+    if (reason == pt::SamplingReason::kNone) return;
+    const pt::TraceId& id = server_span_.context().trace_id();
+    svc_.tracer().adaptive()->Keep(id, reason);
+    if (client_ctx_ && endpoint_ && !plugin_kept_) svc_.SendKeep(endpoint_, id, reason);
   }
 
   const ProxyService& svc_;
@@ -276,6 +332,11 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
   std::unique_ptr<grpc::ClientContext> client_ctx_;
   std::atomic<bool> forwarding_{false};
   bool default_deadline_ = false;  // the caller set none: the proxy's default applies
+  const PluginBackend* backend_ = nullptr;
+  // Adaptive sampling: set when the trace is undecided (deferred).
+  std::chrono::steady_clock::time_point deferred_start_;
+  bool plugin_kept_ = false;
+  bool error_ = false;
 };
 
 // Anything but the KeyValue methods.
@@ -304,6 +365,45 @@ grpc::ServerUnaryReactor* ProxyService::Forward(size_t method, grpc::CallbackSer
                                                 const grpc::ByteBuffer* request,
                                                 grpc::ByteBuffer* response) {
   return new ForwardReactor(*this, ctx, &kMethods[method], request, response);
+}
+
+void ProxyService::SendKeep(std::shared_ptr<const Endpoint> endpoint, const pt::TraceId& trace_id,
+                            pt::SamplingReason reason) const {
+  struct Call {
+    std::shared_ptr<const Endpoint> endpoint;
+    grpc::ClientContext ctx;
+    grpc::ByteBuffer request, response;
+  };
+  prism::v1::KeepRequest req;
+  prism::v1::KeptTrace* t = req.add_traces();
+  t->set_trace_id(trace_id.bytes().data(), trace_id.bytes().size());
+  t->set_reason(std::string(pt::ToString(reason)));
+  std::string bytes = req.SerializeAsString();
+  grpc::Slice slice(bytes);
+  auto* call = new Call{std::move(endpoint), {}, grpc::ByteBuffer(&slice, 1), {}};
+  // The plugin's spans of a finished request are already buffered; a second
+  // is plenty, and a plugin that is down must not hold the call longer.
+  call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  triggers_sent_.fetch_add(1, std::memory_order_relaxed);
+  call->endpoint->stub->UnaryCall(&call->ctx, "/prism.v1.Sampling/Keep", grpc::StubOptions(),
+                                  &call->request, &call->response, [this, call](grpc::Status s) {
+                                    if (!s.ok()) {
+                                      triggers_failed_.fetch_add(1, std::memory_order_relaxed);
+                                    }
+                                    delete call;
+                                  });
+}
+
+std::string ProxyService::TriggerCounters() const {
+  return "sampling triggers to plugins: sent=" +
+         std::to_string(triggers_sent_.load(std::memory_order_relaxed)) +
+         " failed=" + std::to_string(triggers_failed_.load(std::memory_order_relaxed));
+}
+
+std::string ProxyService::SamplingCounters() const {
+  pt::AdaptiveSampling* adaptive = tracer_.adaptive();
+  if (!adaptive) return "adaptive sampling is off (tracing.sampler)";
+  return "adaptive sampling: " + adaptive->Counters().ToString() + "; " + TriggerCounters();
 }
 
 grpc::ServerGenericBidiReactor* UnknownMethodService::CreateReactor(

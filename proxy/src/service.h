@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "plugins.h"
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/propagation.h"
 #include "prism/tracing/tracer.h"
 #include "prism/v1/kv.grpc.pb.h"
@@ -33,6 +34,9 @@ struct ServiceOptions {
   int listen_port = 0;
   // The deadline of a forwarded call whose caller set none (limits.default_deadline).
   std::chrono::milliseconds default_deadline{30000};
+  // Adaptive sampling: a request at least this long keeps its trace, unless
+  // its namespace sets its own threshold (namespaces.<ns>.slow).
+  std::chrono::milliseconds slow_default{100};
 };
 
 namespace kv = prism::v1;
@@ -68,6 +72,14 @@ class ProxyService final : public RawKeyValueService {
   const prism::tracing::Tracer& tracer() const { return tracer_; }
   const prism::tracing::TextMapPropagator& propagator() const { return *propagator_; }
 
+  // Adaptive sampling: tells the plugin behind `endpoint` to keep its spans
+  // of `trace_id` (prism.v1.Sampling/Keep, asynchronous, best effort).
+  void SendKeep(std::shared_ptr<const Endpoint> endpoint, const prism::tracing::TraceId& trace_id,
+                prism::tracing::SamplingReason reason) const;
+  // "adaptive sampling: <SDK counters> triggers_sent=N triggers_failed=N"
+  std::string SamplingCounters() const;
+  std::string TriggerCounters() const;
+
  private:
   Reactor* Forward(size_t method, Ctx* ctx, const Bytes* request, Bytes* response);
 
@@ -77,6 +89,7 @@ class ProxyService final : public RawKeyValueService {
   std::atomic<int> listen_port_{0};
   prism::tracing::Tracer tracer_;
   std::shared_ptr<const prism::tracing::TextMapPropagator> propagator_;
+  mutable std::atomic<uint64_t> triggers_sent_{0}, triggers_failed_{0};
 };
 
 // Methods other than the 7 above: UNIMPLEMENTED with a message that says so.

@@ -83,6 +83,27 @@ TEST(Config, ErrorsNameKeyAndLine) {
        "unknown right 'delete'"},
       {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: sometimes\n",
        "f.yaml:3:12: tracing.sampler: unknown sampler"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: adaptive\n"
+       "  sampler_arg: \"0.5\"\n",
+       "f.yaml:4:16: tracing.sampler_arg: the adaptive sampler takes its settings from "
+       "tracing.adaptive (ratio, slow, buffer_mb)"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  adaptive: {ratio: 0.1}\n",
+       "f.yaml:3:13: tracing.adaptive: set only with 'sampler: adaptive'"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: adaptive\n"
+       "  adaptive: {ratio: 2}\n",
+       "f.yaml:4:21: tracing.adaptive.ratio: expected a probability between 0 and 1"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: adaptive\n"
+       "  adaptive: {slow: fast}\n",
+       "f.yaml:4:20: tracing.adaptive.slow: expected a duration like 500, 500ms or 2s"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: adaptive\n"
+       "  adaptive: {buffer_mb: 0}\n",
+       "f.yaml:4:25: tracing.adaptive.buffer_mb: expected a whole number of MiB, 1-65536"},
+      {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  sampler: adaptive\n"
+       "  adaptive: {rate: 1}\n",
+       "f.yaml:4:14: tracing.adaptive.rate: unknown key (expected one of: ratio, slow, "
+       "buffer_mb)"},
+      {"namespaces: {a: {plugin: {command: x}, slow: 1h}}\n",
+       "f.yaml:1:46: namespaces.a.slow: expected a duration like 500, 500ms or 2s"},
       {"namespaces: {a: {plugin: {command: x}}}\ntracing:\n  trace_file_max_mb: -1\n",
        "f.yaml:3:22: tracing.trace_file_max_mb: expected a whole number of MiB"},
       {"namespaces: {a: {plugin: {command: x}}}\nsupervision:\n  health_interval: soon\n",
@@ -121,6 +142,26 @@ TEST(Config, ErrorsNameKeyAndLine) {
     EXPECT_NE(std::string(r.status().message()).find(c.expect), std::string::npos)
         << "got: " << r.status().message() << "\nwanted: " << c.expect;
   }
+}
+
+TEST(Config, AdaptiveSampling) {
+  auto c = ParseConfig(
+      "namespaces:\n  a: {plugin: {command: x}, slow: 250ms}\n  b: {plugin: {command: x}}\n"
+      "tracing:\n  sampler: adaptive\n  adaptive: {ratio: 0.05, slow: 2s, buffer_mb: 8}\n",
+      "f.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(*c->tracing.sampler, "prism_adaptive");
+  ASSERT_TRUE(c->tracing.adaptive);
+  EXPECT_EQ(c->tracing.adaptive->SamplerArg(), "ratio=0.05,slow_ms=2000,buffer_mb=8");
+  EXPECT_EQ(c->tracing.adaptive->SamplerArg(c->namespaces[0].slow),
+            "ratio=0.05,slow_ms=250,buffer_mb=8");
+  EXPECT_EQ(c->namespaces[0].slow->count(), 250);
+  EXPECT_FALSE(c->namespaces[1].slow);
+  // The defaults: 1 %, 100 ms, 32 MiB.
+  auto d = ParseConfig("namespaces: {a: {plugin: {command: x}}}\ntracing: {sampler: adaptive}\n",
+                       "f.yaml");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->tracing.adaptive->SamplerArg(), "ratio=0.01,slow_ms=100,buffer_mb=32");
 }
 
 // yaml-cpp stops at a NUL byte; a binary file must not pass as empty.

@@ -35,6 +35,7 @@ struct Options {
   double warmup_s = 1;
   bool json = false;
   bool set_first = true;
+  bool op_set = false;  // --op set: every call a Set of a 64-byte value
   std::vector<std::pair<std::string, std::string>> metadata;  // sent with every call
 };
 
@@ -81,6 +82,9 @@ class Slot {
   Slot(Shared& s, int index) : s_(s), stub_(*s.stubs[index % s.stubs.size()]) {
     req_.set_namespace_(s.o.ns);
     req_.set_key(s.o.key);
+    set_req_.set_namespace_(s.o.ns);
+    set_req_.set_key(s.o.key);
+    set_req_.set_value(std::string(64, 'v'));
     latencies_ns_.reserve(1 << 16);
   }
 
@@ -98,7 +102,11 @@ class Slot {
     for (const auto& [k, v] : s_.o.metadata) ctx_->AddMetadata(k, v);
     ctx_->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     started_ = Clock::now();
-    stub_.async()->Get(ctx_.get(), &req_, &resp_, [this](grpc::Status st) { Done(st); });
+    if (s_.o.op_set) {
+      stub_.async()->Set(ctx_.get(), &set_req_, &set_resp_, [this](grpc::Status st) { Done(st); });
+    } else {
+      stub_.async()->Get(ctx_.get(), &req_, &resp_, [this](grpc::Status st) { Done(st); });
+    }
   }
 
   void Done(const grpc::Status& st) {
@@ -127,6 +135,8 @@ class Slot {
   prism::v1::KeyValue::Stub& stub_;
   prism::v1::GetRequest req_;
   prism::v1::GetResponse resp_;
+  prism::v1::SetRequest set_req_;
+  prism::v1::SetResponse set_resp_;
   std::unique_ptr<grpc::ClientContext> ctx_;
   Clock::time_point started_;
   std::vector<uint32_t> latencies_ns_;
@@ -140,7 +150,8 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Shared s;
   Options& o = s.o;
-  CLI::App app{"prism-loadgen: N concurrent Get calls for D seconds; prints calls/s, p50, p99"};
+  CLI::App app{
+      "prism-loadgen: N concurrent Get (or Set) calls for D seconds; prints calls/s, p50, p99"};
   app.add_option("-a,--addr", o.addr, "server address")->capture_default_str();
   app.add_option("-n,--namespace", o.ns, "namespace")->capture_default_str();
   app.add_option("-k,--key", o.key, "key to Get")->capture_default_str();
@@ -159,10 +170,15 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("!--no-set", o.set_first, "do not Set the key before the run");
   app.add_flag("--json", o.json, "print one JSON object");
+  std::string op = "get";
+  app.add_option("--op", op, "the call: get, or set (a 64-byte value)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"get", "set"}));
   std::vector<std::string> metadata;
   app.add_option("-m,--metadata", metadata,
                  "KEY=VALUE header sent with every call (repeatable), e.g. a traceparent");
   CLI11_PARSE(app, argc, argv);
+  o.op_set = op == "set";
   for (const std::string& kv : metadata) {
     size_t eq = kv.find('=');
     std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
@@ -227,6 +243,7 @@ int main(int argc, char** argv) {
   uint64_t errors = s.errors.load();
   if (o.json) {
     nlohmann::json j = {{"addr", o.addr},
+                        {"op", op},
                         {"concurrency", o.concurrency},
                         {"channels", o.channels},
                         {"duration_s", o.duration_s},

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <memory>
 
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/limits.h"
 #include "prism/tracing/processor.h"
 #include "prism/tracing/resource.h"
@@ -20,6 +21,7 @@ struct ProviderShared {
   bool sampler_reads_attributes = true;
   SpanLimits limits;
   std::unique_ptr<SpanProcessor> processor;
+  std::shared_ptr<AdaptiveSampling> adaptive;
   std::atomic<bool> shut_down{false};
   bool log_diagnostics_at_shutdown = false;
 };
@@ -66,6 +68,16 @@ uint64_t KeyBits(const Attributes& attrs);
 // search for an existing one. Defined in span.cc.
 void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
                   AttributeKey&& key, AttributeValue&& value, uint64_t* key_bits = nullptr);
+
+// Span records for this thread: a recycled one when the thread has one
+// (RecycleSpanData), else a new one. Recycled records keep their name's and
+// vectors' capacity, so a span that reuses one allocates less. Defined in
+// span.cc.
+std::unique_ptr<SpanData> NewSpanData();
+// Resets `span` and keeps it for this thread's next NewSpanData (at most a
+// few dozen per thread; the rest are freed). For spans nothing else refers
+// to: adaptive sampling's dropped spans.
+void RecycleSpanData(std::unique_ptr<SpanData> span);
 
 // One monotonic clock read gives both times a span needs: the wall time is
 // the monotonic time plus a per-thread offset from CLOCK_REALTIME, refreshed

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <typeinfo>
+#include <vector>
 
 #include "prism/tracing/diagnostics.h"
 #include "shared.h"
@@ -235,5 +236,46 @@ void Span::Finish(uint64_t end_unix_nano) {
   }
   tracer_.reset();
 }
+
+namespace internal {
+namespace {
+constexpr size_t kRecycledPerThread = 32;
+// A thread that exits frees what it kept (thread_local destructor).
+struct RecycledSpans {
+  std::vector<std::unique_ptr<SpanData>> spans;
+};
+thread_local RecycledSpans t_recycled;
+}  // namespace
+
+std::unique_ptr<SpanData> NewSpanData() {
+  auto& pool = t_recycled.spans;
+  if (pool.empty()) return std::make_unique<SpanData>();
+  std::unique_ptr<SpanData> s = std::move(pool.back());
+  pool.pop_back();
+  return s;
+}
+
+void RecycleSpanData(std::unique_ptr<SpanData> span) {
+  auto& pool = t_recycled.spans;
+  if (!span || pool.size() >= kRecycledPerThread) return;  // freed here
+  SpanData& s = *span;
+  s.context = SpanContext();
+  s.parent_span_id = SpanId();
+  s.parent_is_remote = false;
+  s.name.clear();
+  s.kind = SpanKind::kInternal;
+  s.start_unix_nano = s.end_unix_nano = 0;
+  s.attributes.clear();
+  s.dropped_attributes_count = 0;
+  s.events.clear();
+  s.dropped_events_count = 0;
+  s.links.clear();
+  s.dropped_links_count = 0;
+  s.status = StatusCode::kUnset;
+  s.status_message.clear();
+  s.origin.reset();
+  pool.push_back(std::move(span));
+}
+}  // namespace internal
 
 }  // namespace prism::tracing

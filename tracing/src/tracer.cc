@@ -47,13 +47,13 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
     return Span(std::move(context));
   }
 
-  auto data = std::make_unique<SpanData>();
+  std::unique_ptr<SpanData> data = internal::NewSpanData();
   data->context = std::move(context);
   if (has_parent) {
     data->parent_span_id = parent.span_id();
     data->parent_is_remote = parent.IsRemote();
   }
-  data->name = std::string(name);
+  data->name.assign(name);  // a recycled record keeps its capacity
   data->kind = options.kind;
   const internal::ClockReading now = internal::Now();
   const int64_t steady = now.steady_nanos;
@@ -91,8 +91,13 @@ TracerProvider::TracerProvider(TracerProviderOptions options) {
   if (options.disabled) return;
   shared_ = std::make_shared<internal::ProviderShared>();
   shared_->resource = std::make_shared<const Resource>(std::move(options.resource));
-  shared_->sampler =
-      options.sampler ? std::move(options.sampler) : MakeParentBasedSampler(MakeAlwaysOnSampler());
+  shared_->adaptive = std::move(options.adaptive);
+  if (shared_->adaptive) {
+    shared_->sampler = shared_->adaptive->MakeSampler();
+  } else {
+    shared_->sampler = options.sampler ? std::move(options.sampler)
+                                       : MakeParentBasedSampler(MakeAlwaysOnSampler());
+  }
   shared_->sampler_reads_attributes = shared_->sampler->ReadsAttributes();
   shared_->limits = options.limits;
   shared_->log_diagnostics_at_shutdown = options.log_diagnostics_at_shutdown;
@@ -101,6 +106,13 @@ TracerProvider::TracerProvider(TracerProviderOptions options) {
   } else if (!options.processors.empty()) {
     shared_->processor = std::make_unique<MultiSpanProcessor>(std::move(options.processors));
   }
+  if (shared_->adaptive) {
+    shared_->processor = shared_->adaptive->MakeProcessor(std::move(shared_->processor));
+  }
+}
+
+AdaptiveSampling* Tracer::adaptive() const {
+  return shared_ ? shared_->provider->adaptive.get() : nullptr;
 }
 
 TracerProvider::~TracerProvider() { Shutdown(std::chrono::seconds(5)); }
@@ -130,6 +142,10 @@ bool TracerProvider::Shutdown(Timeout timeout) {
   bool ok = shared_->processor ? shared_->processor->Shutdown(timeout) : true;
   if (shared_->log_diagnostics_at_shutdown) {
     internal::Log(internal::LogLevel::kInfo, "tracing shut down: " + Diagnostics().ToString());
+    if (shared_->adaptive) {
+      internal::Log(internal::LogLevel::kInfo,
+                    "adaptive sampling: " + shared_->adaptive->Counters().ToString());
+    }
   }
   return ok;
 }

@@ -2,6 +2,7 @@
 # prism-loadgen -m: a header given on the command line reaches the server on
 # every call (a memstore plugin that samples only traced parents records the
 # trace id we send), and a header gRPC would refuse is an error, exit 2.
+# --op set makes the calls Sets.
 # Usage: metadata_test.sh BIN_DIR
 set -euo pipefail
 BIN=$1
@@ -45,6 +46,14 @@ j = json.loads(sys.argv[1])
 assert j["errors"] == 0 and j["calls"] > 0, j
 assert j["client_cpu_us_per_call"] > 0, j
 PY
+# --op set: every call is a Set (none is made otherwise with --no-set).
+J=$("$BIN/prism-loadgen" -a "unix://$SOCK" -n loadgen-test -c 2 -d 0.3 -w 0 --json --no-set \
+      --op set -m "traceparent=00-$TRACE_ID-00f067aa0ba902b7-01")
+python3 - "$J" <<'PY' || fail "loadgen --op set output: $J"
+import json, sys
+j = json.loads(sys.argv[1])
+assert j["errors"] == 0 and j["calls"] > 0 and j["op"] == "set", j
+PY
 kill -TERM "$PID"; wait "$PID" || fail "memstore did not exit 0 on SIGTERM"
 PID=
 [ -s "$WORK/traces.jsonl" ] || fail "no spans recorded: the traceparent did not arrive"
@@ -53,5 +62,8 @@ import json, sys
 ids = {s["traceId"] for line in open(sys.argv[1]) for rs in json.loads(line)["resourceSpans"]
        for ss in rs["scopeSpans"] for s in ss["spans"]}
 assert ids == {sys.argv[2]}, ids
+names = [s["name"] for line in open(sys.argv[1]) for rs in json.loads(line)["resourceSpans"]
+         for ss in rs["scopeSpans"] for s in ss["spans"]]
+assert names.count("prism.v1.KeyValue/Set") > 1, "no Set calls from --op set"
 PY
 echo "PASS"

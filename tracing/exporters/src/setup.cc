@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/diagnostics.h"
 #include "prism/tracing/env.h"
 #include "prism/tracing/exporters/batch_span_processor.h"
@@ -61,7 +62,13 @@ std::shared_ptr<TracerProvider> InitTracingFromEnvironment(std::string_view defa
     options.disabled = true;
   } else {
     options.resource = Resource::FromEnvironment(default_service_name);
-    options.sampler = SamplerFromEnvironment();
+    if (defaults.adaptive) {
+      options.adaptive = std::make_shared<AdaptiveSampling>(*defaults.adaptive);
+    } else if (auto adaptive = AdaptiveOptionsFromEnvironment(defaults.adaptive_role)) {
+      options.adaptive = std::make_shared<AdaptiveSampling>(std::move(*adaptive));
+    } else {
+      options.sampler = SamplerFromEnvironment();
+    }
     options.limits = SpanLimits::FromEnvironment();
     options.processors = ProcessorsFromEnvironment(defaults);
     options.log_diagnostics_at_shutdown = defaults.log_diagnostics_at_shutdown;

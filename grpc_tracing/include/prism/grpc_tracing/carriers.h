@@ -54,4 +54,14 @@ class ClientContextCarrier final : public prism::tracing::TextMapCarrier {
   grpc::ClientContext& ctx_;
 };
 
+// Adaptive sampling across a call (docs/sampling.md): a server that kept
+// the trace of an unsampled call says so in its trailing metadata, the gRPC
+// form of W3C Trace Context Level 2's `traceresponse` response header:
+// "00-<trace id>-<server span id>-<flags with sampled set>".
+inline constexpr char kTraceResponseKey[] = "traceresponse";
+std::string FormatTraceResponse(const prism::tracing::SpanContext& server_span);
+// True when `value` is a well-formed traceresponse for `trace_id` whose
+// sampled flag is set (the callee kept the trace).
+bool TraceResponseKept(std::string_view value, const prism::tracing::TraceId& trace_id);
+
 }  // namespace prism::grpc_tracing

@@ -29,6 +29,7 @@ struct StartSpanOptions {
 namespace internal {
 struct ProviderShared;
 }
+class AdaptiveSampling;
 
 class Tracer {
  public:
@@ -40,6 +41,10 @@ class Tracer {
   Span StartSpan(std::string_view name, SpanKind kind = SpanKind::kInternal) const;
 
   bool enabled() const { return shared_ != nullptr; }
+  // The provider's adaptive sampling (tracing/adaptive.h), or null when it
+  // uses another sampler. Lets instrumentation keep a trace it saw fail or
+  // run slow (AdaptiveSampling::Keep).
+  AdaptiveSampling* adaptive() const;
   // True when the sampler reads start attributes: build them before
   // StartSpan. False: build them only if the span records (SetAttributes).
   bool SamplerReadsAttributes() const;
@@ -70,6 +75,10 @@ class Tracer {
 struct TracerProviderOptions {
   Resource resource = Resource::FromEnvironment();
   std::unique_ptr<Sampler> sampler;  // null: parentbased_always_on
+  // Adaptive sampling: when set, `sampler` is ignored; the provider samples
+  // with adaptive->MakeSampler() and sends spans through
+  // adaptive->MakeProcessor(processors).
+  std::shared_ptr<AdaptiveSampling> adaptive;
   SpanLimits limits;
   std::vector<std::unique_ptr<SpanProcessor>> processors;
   // True makes every tracer a no-op (OTEL_SDK_DISABLED=true).

@@ -14,14 +14,18 @@
 //   none    -> nothing
 // Unknown names are logged and skipped. Batch processors read OTEL_BSP_*.
 // Resource: Resource::FromEnvironment(default_service_name); sampler:
+// ExporterDefaults::adaptive if set, else OTEL_TRACES_SAMPLER=prism_adaptive
+// (AdaptiveOptionsFromEnvironment, tracing/adaptive.h), else
 // SamplerFromEnvironment(); limits: SpanLimits::FromEnvironment();
 // OTEL_SDK_DISABLED=true gives a disabled provider.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "prism/tracing/adaptive.h"
 #include "prism/tracing/processor.h"
 #include "prism/tracing/tracer.h"
 
@@ -41,6 +45,12 @@ struct ExporterDefaults {
   bool set_global = true;
   // Log the self-diagnostics counters when the provider shuts down.
   bool log_diagnostics_at_shutdown = true;
+  // Adaptive sampling set up by the program itself (the proxy, from its
+  // configuration); wins over OTEL_TRACES_SAMPLER.
+  std::optional<AdaptiveOptions> adaptive;
+  // The role of OTEL_TRACES_SAMPLER=prism_adaptive when its argument names
+  // none: plugins are downstream of the proxy.
+  AdaptiveOptions::Role adaptive_role = AdaptiveOptions::Role::kHead;
 };
 
 // The exporter names in effect (after defaults and dedup), e.g. {"otlp"}.
