@@ -458,11 +458,11 @@ double RssGrowthUnderPendingStreams(Proxy& proxy, int connections, int per_conne
     }
   }
   // Let the proxy take in what the connections let through.
-  // Until the RSS has not grown for 1 s (at least 2 s, at most 15 s: a
+  // Until the RSS has not grown for 1 s (at least 2 s, at most 10 s: a
   // loaded machine takes longer to push 20,000 streams through).
   double peak = before;
   int flat = 0;
-  for (int i = 0; i < 150 && (i < 20 || flat < 10); ++i) {
+  for (int i = 0; i < 100 && (i < 20 || flat < 10); ++i) {
     std::this_thread::sleep_for(100ms);
     double now = RssMiB(proxy.process().pid());
     flat = now > peak + 0.5 ? 0 : flat + 1;
