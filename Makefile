@@ -34,7 +34,7 @@ unit-asan: bootstrap
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) -L unit --output-on-failure -j$(JOBS) --timeout 300
 
-# Short bounded fuzz runs of the header parsers (clang + libFuzzer).
+# Short bounded fuzz runs of the header parsers and the proxy's request path (clang + libFuzzer).
 fuzz: bootstrap
 	@if [ -x scripts/fuzz.sh ]; then bash scripts/fuzz.sh; else echo "fuzz: no targets yet"; fi
 

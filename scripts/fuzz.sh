@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of tracing/fuzz with clang (in build-fuzz/) and
-# runs each for FUZZ_SECONDS (default 20) from its seed corpus. Exits non-zero
+# Builds the libFuzzer targets of tracing/fuzz (W3C header parsers) and
+# proxy/fuzz (the proxy's request check and metadata handling before
+# forwarding) with clang (in build-fuzz/) and runs each for FUZZ_SECONDS
+# (default 20) from its seed corpus. Exits non-zero
 # when a target crashes, leaks or fails its round-trip check.
 #
-#   FUZZ_SECONDS=60 scripts/fuzz.sh              # all three targets
+#   FUZZ_SECONDS=60 scripts/fuzz.sh              # all five targets
 #   scripts/fuzz.sh traceparent                  # only some
 #   FUZZ_BUILD_DIR=/tmp/bf FUZZ_JOBS=1 scripts/fuzz.sh
 set -euo pipefail
@@ -14,7 +16,11 @@ SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
 JOBS="${FUZZ_JOBS:-2}"
 CXX_COMPILER="${FUZZ_CXX:-clang++}"
 TARGETS=("$@")
-if [ "${#TARGETS[@]}" -eq 0 ]; then TARGETS=(traceparent tracestate baggage); fi
+if [ "${#TARGETS[@]}" -eq 0 ]; then
+  TARGETS=(traceparent tracestate baggage proxy_wire proxy_metadata)
+fi
+# proxy_* targets live in proxy/fuzz, the others in tracing/fuzz.
+component() { case "$1" in proxy_*) echo proxy/fuzz ;; *) echo tracing/fuzz ;; esac; }
 
 command -v "$CXX_COMPILER" >/dev/null || { echo "fuzz.sh: $CXX_COMPILER not found" >&2; exit 2; }
 
@@ -27,13 +33,14 @@ cmake --build "$BUILD" -j"$JOBS" --target "${build_targets[@]}"
 
 status=0
 for t in "${TARGETS[@]}"; do
-  seeds="$ROOT/tracing/fuzz/corpus/$t"
+  dir="$(component "$t")"
+  seeds="$ROOT/$dir/corpus/$t"
   # New inputs go to a scratch corpus; the checked-in seeds stay untouched.
   work="$BUILD/fuzz-corpus/$t"
   artifacts="$BUILD/fuzz-artifacts/$t/"
   mkdir -p "$work" "$artifacts"
   echo "fuzz.sh: $t for ${SECONDS_PER_TARGET}s"
-  if ! "$BUILD/tracing/fuzz/prism_fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" \
+  if ! "$BUILD/$dir/prism_fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" \
       -print_final_stats=1 -artifact_prefix="$artifacts" "$work" "$seeds" \
       >"$BUILD/fuzz-$t.log" 2>&1; then
     echo "fuzz.sh: $t FAILED (log: $BUILD/fuzz-$t.log, artifacts: $artifacts)" >&2

@@ -619,27 +619,6 @@ TEST(ProxyE2E, TraceIdOnlyForASampledTrace) {
   }
 }
 
-// True once every thread of `pid` is in the stopped state ('T' in
-// /proc/PID/task/TID/stat).
-bool WaitAllThreadsStopped(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  while (std::chrono::steady_clock::now() < deadline) {
-    bool all = true, any = false;
-    std::error_code ec;
-    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
-      std::string stat = ReadFile(t.path().string() + "/stat");
-      size_t paren = stat.rfind(')');
-      if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
-      any = true;
-      all = all && stat[paren + 2] == 'T';
-    }
-    if (any && all) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return false;
-}
-
 // OTEL_SEMCONV_STABILITY_OPT_IN=rpc reaches the proxy and the plugin it
 // launches: their RPC spans carry only the current names.
 TEST(ProxyE2E, SemconvOptInKeepsOnlyCurrentRpcNames) {
@@ -683,12 +662,7 @@ TEST(ProxyE2E, StalledPluginCostsTheCallerItsDeadline) {
     ASSERT_TRUE(c.Set("m", "k", "v").status.ok());
     pid_t plugin = proxy.PluginPid("m");
     ASSERT_GT(plugin, 0);
-    ASSERT_EQ(kill(plugin, SIGSTOP), 0);
-    // kill() only queues the stop; each thread stops when it next runs. On a
-    // loaded VM the plugin has been seen to answer one more call first.
-    const bool stopped = WaitAllThreadsStopped(plugin, 5s);
-    if (!stopped) kill(plugin, SIGCONT);
-    ASSERT_TRUE(stopped);
+    ASSERT_TRUE(StopProcess(plugin, 5s));
     auto start = std::chrono::steady_clock::now();
     auto r = c.Get("m", "k", "", 800ms);
     auto took = std::chrono::steady_clock::now() - start;

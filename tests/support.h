@@ -83,6 +83,12 @@ class Proxy {
   bool stopped_ = false;
 };
 
+// Sends SIGSTOP and waits until every thread of `pid` is stopped ('T' in
+// /proc/PID/task/TID/stat): kill() only queues the stop, and on a loaded VM
+// the process has been seen to answer one more call first. False (and the
+// process resumed) when it did not stop within `timeout`.
+bool StopProcess(pid_t pid, std::chrono::milliseconds timeout);
+
 // Paths of the binaries under test (from CMake).
 std::string ProxyBinary();
 std::string CliBinary();

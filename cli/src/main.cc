@@ -2,18 +2,22 @@
 // proxy, `prism trace ls|show` over the local trace file, `prism token`.
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "prism/grpc_tracing/carriers.h"
 #include "prism/grpc_tracing/semconv.h"
+#include "prism/plugin/limits.h"
 #include "prism/tracing/env.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
@@ -59,10 +63,76 @@ std::string MetadataValue(const std::multimap<grpc::string_ref, grpc::string_ref
 }
 
 struct KvOptions {
-  std::string addr, token, ns = "default", request_id, ca_file;
+  std::string addr, token, token_file, ns = "default", request_id, ca_file, ca_pem;
   double timeout_s = 10;
-  bool tls = false, json = false, no_trace = false;
+  bool tls = false, json = false, base64 = false, no_trace = false;
 };
+
+// A token read from a file or the environment loses one trailing newline
+// (LF or CRLF, as `echo` and editors leave them); gRPC refuses control
+// characters in metadata, so a stray CR would otherwise fail every call.
+std::string StripOneNewline(std::string s) {
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  if (!s.empty() && s.back() == '\r') s.pop_back();
+  return s;
+}
+
+// Why `value` cannot be sent as the gRPC metadata `what` ("" when it can):
+// ASCII-only header values may hold printable characters only.
+std::string MetadataProblem(const std::string& what, const std::string& value) {
+  for (size_t i = 0; i < value.size(); ++i) {
+    auto c = static_cast<unsigned char>(value[i]);
+    if (c < 0x20 || c > 0x7e) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", c);
+      return what + " contains the byte " + hex + " at offset " + std::to_string(i) +
+             "; only printable ASCII characters (0x20-0x7e) can be sent";
+    }
+  }
+  return {};
+}
+
+// Reads the file a flag names; false (and the reason on stderr) when it cannot.
+bool ReadFlagFile(const char* flag, const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::cerr << "prism: " << flag << " '" << prism::cli::EscapeNonPrintable(path)
+              << "': " << std::strerror(errno) << "\n";
+    return false;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  out = text.str();
+  return true;
+}
+
+// Base64 (RFC 4648, with padding) of arbitrary bytes.
+std::string Base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return out;
+}
+
+bool IsUtf8(const std::string& s) {
+  // nlohmann::json's own check: dump() throws on invalid UTF-8 in strict mode.
+  try {
+    (void)nlohmann::json(s).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
+// The --json shape of a value (docs/quickstart.md): text when it is UTF-8,
+// base64 when not or when --base64 asks; `value_encoding` says which.
+void PutValue(nlohmann::json& out, const std::string& value, bool force_base64) {
+  bool text = !force_base64 && IsUtf8(value);
+  out["value"] = text ? value : Base64(value);
+  out["value_encoding"] = text ? "utf-8" : "base64";
+}
 
 // One traced call to the proxy: a CLIENT span (the root of the trace), its
 // context in the metadata, the ids from the response metadata.
@@ -80,17 +150,16 @@ class KvCall {
     std::shared_ptr<grpc::ChannelCredentials> creds;
     if (o.tls) {
       grpc::SslCredentialsOptions ssl;
-      if (!o.ca_file.empty()) {
-        std::ifstream in(o.ca_file);
-        std::ostringstream s;
-        s << in.rdbuf();
-        ssl.pem_root_certs = s.str();
-      }
+      ssl.pem_root_certs = o.ca_pem;  // read and checked before the call (main)
       creds = grpc::SslCredentials(ssl);
     } else {
       creds = grpc::InsecureChannelCredentials();
     }
-    channel_ = grpc::CreateChannel(o.addr, creds);
+    // Responses as large as the API allows (a 4 MiB value is more than
+    // gRPC's default 4 MiB receive limit once framed).
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(prism::plugin::kMaxMessageBytes);
+    channel_ = grpc::CreateCustomChannel(o.addr, creds, args);
     stub_ = prism::v1::KeyValue::NewStub(channel_);
     ctx_.set_deadline(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000)));
@@ -181,15 +250,17 @@ class KvCall {
       }
       out["trace_id"] = trace_id;
       out["request_id"] = request_id;
-      std::cout << out.dump() << std::endl;
+      // Never throws: every value in `out` is valid UTF-8 or replaced.
+      std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
       FlushTraces();
       return status.ok() ? 0 : kExitFailure;
     }
     if (status.ok()) {
       std::cout << text << std::flush;
     } else {
+      // The message may echo what a client sent: escaped for the terminal.
       std::cerr << "prism: " << gt::StatusCodeName(status.error_code()) << ": "
-                << status.error_message() << "\n";
+                << prism::cli::EscapeNonPrintable(status.error_message()) << "\n";
     }
     if (!trace_id.empty()) {
       std::cerr << "trace " << trace_id << "   (prism trace show " << trace_id.substr(0, 8)
@@ -222,11 +293,13 @@ int main(int argc, char** argv) {
   // ---- kv
   KvOptions kv;
   kv.addr = EnvOr("PRISM_ADDR", kDefaultAddr);
-  kv.token = EnvOr("PRISM_TOKEN", "");
+  kv.token = StripOneNewline(EnvOr("PRISM_TOKEN", ""));
   auto* kv_cmd = app.add_subcommand("kv", "key-value calls through the proxy");
   kv_cmd->require_subcommand(1);
   kv_cmd->add_option("-a,--addr", kv.addr, "proxy address (env PRISM_ADDR)")->capture_default_str();
   kv_cmd->add_option("-t,--token", kv.token, "access token (env PRISM_TOKEN)");
+  kv_cmd->add_option("--token-file", kv.token_file,
+                     "read the access token from FILE (one trailing newline is dropped)");
   kv_cmd->add_option("-n,--namespace", kv.ns, "namespace")->capture_default_str();
   kv_cmd->add_option("--timeout", kv.timeout_s, "deadline in seconds")
       ->capture_default_str()
@@ -243,6 +316,8 @@ int main(int argc, char** argv) {
   kv_cmd->add_flag("--tls", kv.tls, "use TLS");
   kv_cmd->add_option("--ca-file", kv.ca_file, "PEM root certificates for --tls");
   kv_cmd->add_flag("--json", kv.json, "print JSON");
+  kv_cmd->add_flag("--base64", kv.base64,
+                   "with --json: the value always as base64 (else base64 only when not UTF-8)");
   kv_cmd->add_flag("--no-trace", kv.no_trace, "do not write a client span");
   std::string key, value;
   auto* get = kv_cmd->add_subcommand("get", "print the value of KEY");
@@ -312,6 +387,39 @@ int main(int argc, char** argv) {
       std::cerr << "prism: --addr is empty\n";
       return kExitUsage;
     }
+    if (!kv.token_file.empty()) {
+      if (!ReadFlagFile("--token-file", kv.token_file, kv.token)) return kExitUsage;
+      kv.token = StripOneNewline(kv.token);
+    }
+    if (!kv.ca_file.empty() && !kv.tls) {
+      std::cerr
+          << "prism: --ca-file needs --tls (without it the call would go out in plain text)\n";
+      return kExitUsage;
+    }
+    if (!kv.ca_file.empty()) {
+      if (!ReadFlagFile("--ca-file", kv.ca_file, kv.ca_pem)) return kExitUsage;
+      if (kv.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+        std::cerr << "prism: --ca-file '" << prism::cli::EscapeNonPrintable(kv.ca_file)
+                  << "': no PEM certificate in it\n";
+        return kExitUsage;
+      }
+    }
+    // gRPC aborts the process on a header value it cannot send: refuse them here.
+    for (const auto& [what, value] : {std::pair<std::string, const std::string&>{"--addr", kv.addr},
+                                      {"the token", kv.token},
+                                      {"--request-id", kv.request_id}}) {
+      if (std::string why = MetadataProblem(what, value); !why.empty()) {
+        std::cerr << "prism: " << why << "\n";
+        return kExitUsage;
+      }
+    }
+    // protobuf strings: invalid UTF-8 would be refused by the proxy (and
+    // logged by libprotobuf on the way out).
+    if (!IsUtf8(kv.ns) || !IsUtf8(key)) {
+      std::cerr << "prism: " << (IsUtf8(kv.ns) ? "KEY" : "--namespace")
+                << " is not valid UTF-8 (namespaces and keys are text; values may be any bytes)\n";
+      return kExitUsage;
+    }
     if (get->parsed()) {
       KvCall call(kv, "/prism.v1.KeyValue/Get");
       prism::v1::GetRequest req;
@@ -319,7 +427,9 @@ int main(int argc, char** argv) {
       req.set_key(key);
       prism::v1::GetResponse resp;
       grpc::Status s = call.stub().Get(&call.ctx(), req, &resp);
-      return call.Finish(s, {{"found", resp.found()}, {"value", resp.value()}},
+      json result = {{"found", resp.found()}};
+      if (resp.found()) PutValue(result, resp.value(), kv.base64);
+      return call.Finish(s, std::move(result),
                          resp.found() ? Printable(resp.value()) : "(not found)\n");
     }
     if (set->parsed()) {
@@ -358,14 +468,20 @@ int main(int argc, char** argv) {
     const std::string filter = show->parsed() ? prism::tracing::env::ToLower(trace_id) : "";
     auto file = prism::cli::TraceFile::Load(trace_path, filter, /*details=*/show->parsed());
     if (!file.ok()) {
-      std::cerr << "prism: " << file.status().message() << "\n";
+      std::cerr << "prism: " << prism::cli::EscapeNonPrintable(std::string(file.status().message()))
+                << "\n";
       return kExitFailure;
+    }
+    for (const auto& w : file->warnings()) {
+      std::cerr << "prism: warning: " << prism::cli::EscapeNonPrintable(w) << "\n";
     }
     if (ls->parsed()) {
       auto list = file->Summaries();
       if (limit == 0) limit = list.size();  // 0: all
       if (trace_json) {
-        std::cout << prism::cli::ListJson(list, limit).dump(2) << "\n";
+        std::cout
+            << prism::cli::ListJson(list, limit).dump(2, ' ', false, json::error_handler_t::replace)
+            << "\n";
       } else {
         prism::cli::RenderList(list, limit, std::cout);
       }
@@ -374,12 +490,15 @@ int main(int argc, char** argv) {
     if (show->parsed()) {
       auto id = file->Resolve(trace_id);
       if (!id.ok()) {
-        std::cerr << "prism: " << id.status().message() << "\n";
+        std::cerr << "prism: " << prism::cli::EscapeNonPrintable(std::string(id.status().message()))
+                  << "\n";
         return id.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
       }
       const auto* spans = file->Spans(*id);
       if (trace_json) {
-        std::cout << prism::cli::WaterfallJson(*id, *spans).dump(2) << "\n";
+        std::cout << prism::cli::WaterfallJson(*id, *spans)
+                         .dump(2, ' ', false, json::error_handler_t::replace)
+                  << "\n";
       } else {
         wf.color = isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR");
         prism::cli::RenderWaterfall(*id, *spans, wf, std::cout);
@@ -406,7 +525,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (token_hash->parsed()) {
-      if (token_value.empty()) std::getline(std::cin, token_value);
+      if (token_value.empty()) {
+        std::getline(std::cin, token_value);
+        token_value = StripOneNewline(token_value + "\n");  // getline left a CR of a CRLF
+      }
       if (token_value.empty()) {
         std::cerr << "prism: no token given\n";
         return kExitUsage;

@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
-#include <functional>
 #include <iomanip>
 #include <set>
 #include <sstream>
@@ -96,9 +95,10 @@ std::string FormatTime(uint64_t ns) {
   return out;
 }
 
+// Escaped for the terminal (EscapeNonPrintable; other values as ASCII JSON).
 std::string ValueText(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  return v.dump();
+  if (v.is_string()) return EscapeNonPrintable(v.get<std::string>());
+  return v.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
 }
 
 const char* KindName(int kind) {
@@ -146,24 +146,125 @@ std::vector<Row> TreeOrder(const std::vector<SpanRecord>& spans) {
   for (auto& [id, list] : children) std::sort(list.begin(), list.end(), by_start);
   std::vector<Row> rows;
   std::set<std::string> seen;  // guards against cycles in malformed files
-  std::function<void(const SpanRecord*, int, const std::string&, const std::string&, bool)> visit =
-      [&](const SpanRecord* s, int depth, const std::string& lead, const std::string& branch,
-          bool orphan) {
-        if (!seen.insert(s->span_id).second) return;
-        rows.push_back({s, depth, lead + branch, orphan});
-        auto it = children.find(s->span_id);
-        if (it == children.end()) return;
-        std::string next_lead = lead + (branch.empty() ? "" : (branch == "└─ " ? "   " : "│  "));
-        for (size_t i = 0; i < it->second.size(); ++i) {
-          bool last = i + 1 == it->second.size();
-          visit(it->second[i], depth + 1, next_lead, last ? "└─ " : "├─ ", false);
-        }
-      };
-  for (const auto* r : roots) visit(r, 0, "", "", !r->parent_span_id.empty());
+  // Depth-first with an explicit stack: a trace file can hold a parent
+  // chain thousands of spans long, which recursion would overflow. Past
+  // kMaxDrawnDepth the tree lines stop growing (the prefix would otherwise
+  // cost memory quadratic in the depth) and a "…" marks the cut.
+  constexpr int kMaxDrawnDepth = 32;
+  struct Item {
+    const SpanRecord* span;
+    int depth;
+    std::string lead, branch;
+    bool orphan;
+  };
+  std::vector<Item> stack;
+  for (auto r = roots.rbegin(); r != roots.rend(); ++r) {
+    stack.push_back({*r, 0, "", "", !(*r)->parent_span_id.empty()});
+  }
+  while (!stack.empty()) {
+    Item item = std::move(stack.back());
+    stack.pop_back();
+    const SpanRecord* s = item.span;
+    if (!seen.insert(s->span_id).second) continue;
+    rows.push_back({s, item.depth, item.lead + item.branch, item.orphan});
+    auto it = children.find(s->span_id);
+    if (it == children.end()) continue;
+    std::string next_lead = item.lead;
+    if (item.depth < kMaxDrawnDepth) {
+      next_lead += item.branch.empty() ? "" : (item.branch == "└─ " ? "   " : "│  ");
+    } else if (item.depth == kMaxDrawnDepth) {
+      next_lead += "… ";
+    }
+    for (size_t i = it->second.size(); i-- > 0;) {
+      bool last = i + 1 == it->second.size();
+      stack.push_back({it->second[i], item.depth + 1, next_lead,
+                       item.depth < kMaxDrawnDepth ? (last ? "└─ " : "├─ ") : "", false});
+    }
+  }
   return rows;
 }
 
 }  // namespace
+
+bool NestedDeeperThan(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+std::string EscapeNonPrintable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  char buf[16];
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {  // C0 controls and DEL
+      const char* named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : nullptr;
+      if (named) {
+        out += named;
+      } else {
+        std::snprintf(buf, sizeof buf, "\\x%02x", c);
+        out += buf;
+      }
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: its length and code point, or an invalid byte.
+    int n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    uint32_t cp = n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
+    bool valid = n > 0 && i + n <= s.size();
+    for (int k = 1; valid && k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      valid = (cc & 0xc0) == 0x80;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (valid) {
+      valid = !((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+                cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff));
+    }
+    if (!valid) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+      ++i;
+      continue;
+    }
+    const bool control = (cp >= 0x80 && cp <= 0x9f) || cp == 0x200e || cp == 0x200f ||
+                         (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
+                         cp == 0x2028 || cp == 0x2029;
+    if (control) {
+      std::snprintf(buf, sizeof buf, "\\u{%x}", static_cast<unsigned>(cp));
+      out += buf;
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
 
 std::string FormatDuration(uint64_t ns) {
   char buf[32];
@@ -188,6 +289,10 @@ std::string DefaultTraceFilePath() {
 
 bool TraceFile::AddLine(const std::string& line) {
   if (line.find_first_not_of(" \t\r") == std::string::npos) return true;
+  if (NestedDeeperThan(line, kMaxJsonDepth)) {
+    ++skipped_;
+    return false;
+  }
   json doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
     ++skipped_;
@@ -264,17 +369,25 @@ absl::StatusOr<TraceFile> TraceFile::Load(const std::string& path,
   TraceFile f;
   f.details_ = details;
   std::string line;
-  auto read = [&](std::istream& s) {
-    while (std::getline(s, line)) {
-      if (only_lines_containing.empty() || line.find(only_lines_containing) != std::string::npos) {
-        f.AddLine(line);
+  auto read = [&](std::istream& s, const std::string& name) {
+    for (size_t number = 1; std::getline(s, line); ++number) {
+      if (!only_lines_containing.empty() && line.find(only_lines_containing) == std::string::npos) {
+        continue;
       }
+      if (NestedDeeperThan(line, kMaxJsonDepth)) {
+        ++f.skipped_;
+        f.warnings_.push_back(name + ":" + std::to_string(number) +
+                              ": skipped: JSON nested deeper than " +
+                              std::to_string(kMaxJsonDepth) + " levels");
+        continue;
+      }
+      f.AddLine(line);
     }
   };
   // The file the exporter rotated away at its size cap comes first: a trace
   // may have spans on both sides of a rotation.
-  if (std::ifstream older(path + ".1"); older) read(older);
-  read(in);
+  if (std::ifstream older(path + ".1"); older) read(older, path + ".1");
+  read(in, path);
   return f;
 }
 
@@ -339,7 +452,8 @@ void RenderList(const std::vector<TraceSummary>& traces, size_t limit, std::ostr
   size_t n = std::min(limit, traces.size());
   size_t root_w = 4;
   for (size_t i = 0; i < n; ++i) {
-    root_w = std::max(root_w, Width(traces[i].root_service + " " + traces[i].root_name));
+    root_w = std::max(
+        root_w, Width(EscapeNonPrintable(traces[i].root_service + " " + traces[i].root_name)));
   }
   root_w = std::min<size_t>(root_w, 60);
   out << Pad("TIME", 24) << Pad("TRACE ID", 34) << Pad("ROOT", root_w + 2) << Pad("DURATION", 12)
@@ -347,10 +461,11 @@ void RenderList(const std::vector<TraceSummary>& traces, size_t limit, std::ostr
   // Oldest of the shown first, newest last (closest to the prompt).
   for (size_t k = n; k-- > 0;) {
     const auto& t = traces[k];
-    std::string root = t.root_service.empty() ? t.root_name : t.root_service + " " + t.root_name;
-    out << Pad(FormatTime(t.start_ns), 24) << Pad(t.trace_id, 34) << Pad(root, root_w + 2)
-        << Pad(FormatDuration(t.end_ns - t.start_ns), 12) << Pad(std::to_string(t.span_count), 7)
-        << (t.error ? "✗ error" : "") << "\n";
+    std::string root = EscapeNonPrintable(
+        t.root_service.empty() ? t.root_name : t.root_service + " " + t.root_name);
+    out << Pad(FormatTime(t.start_ns), 24) << Pad(EscapeNonPrintable(t.trace_id), 34)
+        << Pad(root, root_w + 2) << Pad(FormatDuration(t.end_ns - t.start_ns), 12)
+        << Pad(std::to_string(t.span_count), 7) << (t.error ? "✗ error" : "") << "\n";
   }
   if (traces.size() > n) out << "(" << traces.size() - n << " older traces not shown; --limit)\n";
 }
@@ -383,14 +498,15 @@ void RenderWaterfall(const std::string& trace_id, const std::vector<SpanRecord>&
     errors += s.status_code == 2;
   }
   uint64_t total = t1 > t0 ? t1 - t0 : 1;
-  out << "trace " << trace_id << "  " << FormatTime(t0) << "  " << FormatDuration(t1 - t0) << "  "
-      << spans.size() << " spans, " << services.size() << " services";
+  out << "trace " << EscapeNonPrintable(trace_id) << "  " << FormatTime(t0) << "  "
+      << FormatDuration(t1 - t0) << "  " << spans.size() << " spans, " << services.size()
+      << " services";
   if (errors) out << ", " << errors << " with errors";
   out << "\n\n";
   size_t name_w = 4, svc_w = 7;
   for (const auto& r : rows) {
-    name_w = std::max(name_w, Width(r.prefix + r.span->name));
-    svc_w = std::max(svc_w, Width(r.span->service));
+    name_w = std::max(name_w, Width(r.prefix + EscapeNonPrintable(r.span->name)));
+    svc_w = std::max(svc_w, Width(EscapeNonPrintable(r.span->service)));
   }
   const char* red = o.color ? "\033[31m" : "";
   const char* reset = o.color ? "\033[0m" : "";
@@ -408,26 +524,32 @@ void RenderWaterfall(const std::string& trace_id, const std::vector<SpanRecord>&
     for (int i = 0; i < len; ++i) bar += "█";
     bar += std::string(w - off - len, ' ') + "|";
     std::string dstr = FormatDuration(dur);
-    out << Pad(r.prefix + s.name, name_w + 2) << Pad(s.service, svc_w + 2)
+    out << Pad(r.prefix + EscapeNonPrintable(s.name), name_w + 2)
+        << Pad(EscapeNonPrintable(s.service), svc_w + 2)
         << std::string(Width(dstr) < 9 ? 9 - Width(dstr) : 0, ' ') << dstr << "  ";
     if (s.status_code == 2) out << red;
     out << bar;
     if (s.status_code == 2) {
-      out << "  ✗ " << (s.status_message.empty() ? "error" : s.status_message);
+      out << "  ✗ " << (s.status_message.empty() ? "error" : EscapeNonPrintable(s.status_message));
     }
     out << reset;
-    if (r.orphan) out << "  (parent " << s.parent_span_id << " not in the file)";
+    if (r.orphan) {
+      out << "  (parent " << EscapeNonPrintable(s.parent_span_id) << " not in the file)";
+    }
     out << "\n";
     if (o.attributes) {
       std::string lead(Width(r.prefix), ' ');
       lead += "    ";
-      out << lead << "span " << s.span_id << " (" << KindName(s.kind) << ")"
-          << (s.parent_span_id.empty() ? "" : ", parent " + s.parent_span_id) << "\n";
+      out << lead << "span " << EscapeNonPrintable(s.span_id) << " (" << KindName(s.kind) << ")"
+          << (s.parent_span_id.empty() ? "" : ", parent " + EscapeNonPrintable(s.parent_span_id))
+          << "\n";
       for (const auto& [k, v] : s.attributes.items())
-        out << lead << k << " = " << ValueText(v) << "\n";
+        out << lead << EscapeNonPrintable(k) << " = " << ValueText(v) << "\n";
       for (const auto& e : s.events) {
-        out << lead << "event " << e.value("name", "") << ":";
-        for (const auto& [k, v] : e["attributes"].items()) out << " " << k << "=" << ValueText(v);
+        out << lead << "event " << EscapeNonPrintable(e.value("name", "")) << ":";
+        for (const auto& [k, v] : e["attributes"].items()) {
+          out << " " << EscapeNonPrintable(k) << "=" << ValueText(v);
+        }
         out << "\n";
       }
     }

@@ -13,6 +13,24 @@
 
 namespace prism::cli {
 
+// Lines nested deeper than this (arrays and objects) are skipped unparsed:
+// reading and copying such a value recurses once per level, and a hostile
+// attribute value 50,000 arrays deep would overflow the stack. OTLP JSON
+// from our exporters is about 12 levels deep (a few more per nested
+// attribute array or kvlist).
+inline constexpr int kMaxJsonDepth = 64;
+
+// True when the JSON text nests arrays/objects deeper than `limit` (strings
+// are skipped; the text need not be valid JSON).
+bool NestedDeeperThan(std::string_view json_text, int limit);
+
+// What the viewer prints of text from the trace file (or from a server):
+// control characters (C0, DEL, C1), invalid UTF-8 and the Unicode bidi and
+// line-separator controls become visible escapes (\n, \r, \t, \x1b,
+// \u{202e}), so a client cannot clear the operator's screen, set the window
+// title or forge lines through a namespace, span name or attribute value.
+std::string EscapeNonPrintable(std::string_view text);
+
 struct SpanRecord {
   std::string trace_id, span_id, parent_span_id;
   std::string name;
@@ -53,10 +71,14 @@ class TraceFile {
   absl::StatusOr<std::string> Resolve(const std::string& id_or_prefix) const;
   const std::vector<SpanRecord>* Spans(const std::string& trace_id) const;
   size_t skipped_lines() const { return skipped_; }
+  // One message per line skipped for a reason worth telling the user (a
+  // line nested deeper than kMaxJsonDepth), with the file and line number.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   std::map<std::string, std::vector<SpanRecord>> traces_;
   size_t skipped_ = 0;
+  std::vector<std::string> warnings_;
   bool details_ = true;
 };
 

@@ -134,5 +134,97 @@ TEST(TraceFile, GarbageNeverCrashes) {
   EXPECT_TRUE(f.Summaries().empty());
 }
 
+TEST(TraceFile, EscapesWhatIsNotPrintable) {
+  struct Case {
+    std::string in, out;
+  } cases[] = {
+      {"plain text, ünïcode €", "plain text, ünïcode €"},
+      {"\x1b[2J\x1b]0;owned\x07", "\\x1b[2J\\x1b]0;owned\\x07"},  // clear screen, title, BEL
+      {"a\nb\rc\td", "a\\nb\\rc\\td"},
+      {"del\x7f", "del\\x7f"},
+      {"\xc2\x9b"
+       "31m",
+       "\\u{9b}31m"},  // C1 CSI
+      {"\xe2\x80\xae"
+       "evil",
+       "\\u{202e}evil"},                   // right-to-left override
+      {"bad \xff\xc3", "bad \\xff\\xc3"},  // invalid UTF-8
+      {std::string("nul\0x", 5), "nul\\x00x"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(EscapeNonPrintable(c.in), c.out) << c.in;
+}
+
+// What a client put in a span reaches the terminal escaped, in the
+// waterfall with its attributes and in the list.
+TEST(TraceFile, ViewerPrintsNoControlCharacters) {
+  TraceFile f;
+  f.AddLine(Line("svc\\u001b]0;title\\u0007", Span(kT1, "1111111111111111", "", "get\\u001b[2J", 2,
+                                                   0, 10, 2, "forged\\nline\\r")));
+  std::ostringstream out;
+  WaterfallOptions o;
+  o.attributes = true;
+  RenderWaterfall(kT1, *f.Spans(kT1), o, out);
+  RenderList(f.Summaries(), 10, out);
+  std::string text = out.str();
+  for (char c : text) {
+    EXPECT_TRUE(c == '\n' || static_cast<unsigned char>(c) >= 0x20) << static_cast<int>(c);
+  }
+  EXPECT_NE(text.find("get\\x1b[2J"), std::string::npos) << text;
+  EXPECT_NE(text.find("forged\\nline\\r"), std::string::npos) << text;
+  EXPECT_NE(text.find("svc\\x1b]0;title\\x07"), std::string::npos) << text;
+}
+
+// A line nested deeper than kMaxJsonDepth is skipped unparsed (50,000
+// arrays overflowed the stack while copying); the depth is counted outside
+// strings only. Load says which line it skipped.
+TEST(TraceFile, DeeplyNestedLinesAreSkipped) {
+  std::string deep = std::string(50000, '[') + std::string(50000, ']');
+  std::string value = R"({"key":"a","value":{"stringValue":")" + std::string(100, '[') + R"("}})";
+  std::string span = Span(kT1, "1111111111111111", "", "x", 2, 0, 10);
+  span.insert(span.find("\"attributes\":[") + 14, value + ",");
+  std::string ok_line = Line("s", span);
+  std::string bad_line = Line("s", Span(kT2, "2222222222222222", "", "y", 2, 0, 10));
+  bad_line.insert(bad_line.find("\"attributes\":[") + 14,
+                  R"({"key":"deep","value":{"arrayValue":{"values":)" + deep + "}}},");
+  EXPECT_FALSE(NestedDeeperThan(ok_line, kMaxJsonDepth));
+  EXPECT_TRUE(NestedDeeperThan(bad_line, kMaxJsonDepth));
+  EXPECT_FALSE(NestedDeeperThan(std::string(kMaxJsonDepth, '['), kMaxJsonDepth));
+  EXPECT_TRUE(NestedDeeperThan(std::string(kMaxJsonDepth + 1, '['), kMaxJsonDepth));
+
+  std::string path = ::testing::TempDir() + "/deep.jsonl";
+  {
+    std::ofstream o(path);
+    o << ok_line << "\n" << bad_line << "\n";
+  }
+  auto file = TraceFile::Load(path);
+  ASSERT_TRUE(file.ok());
+  EXPECT_NE(file->Spans(kT1), nullptr);
+  EXPECT_EQ(file->Spans(kT2), nullptr);
+  ASSERT_EQ(file->warnings().size(), 1u);
+  EXPECT_EQ(file->warnings()[0], path + ":2: skipped: JSON nested deeper than 64 levels");
+  std::remove(path.c_str());
+}
+
+// A parent chain 100,000 spans long is drawn without recursion, its tree
+// lines cut at depth 32.
+TEST(TraceFile, DeepParentChainsAreDrawn) {
+  TraceFile f;
+  char id[17], parent[17];
+  std::string spans;
+  for (int i = 0; i < 100000; ++i) {
+    std::snprintf(id, sizeof id, "%016x", i + 1);
+    std::snprintf(parent, sizeof parent, "%016x", i);
+    if (!spans.empty()) spans += ",";
+    spans += Span(kT1, id, i == 0 ? "" : parent, "s", 1, i, i + 1);
+  }
+  f.AddLine(Line("svc", spans));
+  std::ostringstream out;
+  RenderWaterfall(kT1, *f.Spans(kT1), WaterfallOptions{}, out);
+  std::string text = out.str();
+  EXPECT_NE(text.find("100000 spans"), std::string::npos);
+  EXPECT_NE(text.find("… "), std::string::npos);
+  EXPECT_LT(text.size(), 100000u * 300);
+}
+
 }  // namespace
 }  // namespace prism::cli

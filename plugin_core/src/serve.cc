@@ -222,6 +222,9 @@ int Serve(int argc, char** argv, PluginDefinition def) {
   // Debian's abseil keeps mutex deadlock detection on, which grpc's mutexes
   // pay for on every lock; plugins are on the request path, so turn it off.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Databases, trace file and socket are for this user only, whatever mode a
+  // library asks for (SQLite creates its files 0644); docs/config.md.
+  umask(077);
   const std::string service_name = "prism-plugin-" + def.name;
   SetLogName(service_name);
   absl::StatusOr<ServeOptions> opts = ParseCommandLine(argc, argv, def);

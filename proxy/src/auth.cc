@@ -1,5 +1,7 @@
 #include "auth.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -45,9 +47,21 @@ std::optional<std::string_view> ParseBearer(std::string_view header) {
   return token;
 }
 
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxRequestIdBytes) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 bool IsLoopbackListenAddress(std::string_view a) {
   if (a.rfind("unix:", 0) == 0 || a.rfind("unix-abstract:", 0) == 0) return true;
-  if (a.rfind("dns:", 0) == 0) a.remove_prefix(4);
+  if (a.rfind("dns:///", 0) == 0) {
+    a.remove_prefix(7);
+  } else if (a.rfind("dns:", 0) == 0) {
+    a.remove_prefix(4);
+  }
   if (a.rfind("ipv4:", 0) == 0) a.remove_prefix(5);
   if (a.rfind("ipv6:", 0) == 0) a.remove_prefix(5);
   std::string_view host = a;
@@ -59,7 +73,20 @@ bool IsLoopbackListenAddress(std::string_view a) {
     auto colon = host.rfind(':');
     if (colon != std::string_view::npos) host = host.substr(0, colon);
   }
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  if (host == "localhost") return true;
+  // Only literal addresses: a host name such as 127.evil.example.com or
+  // 127.0.0.1.nip.io resolves to whatever its owner wants, and a listener
+  // judged loopback runs without tokens in auth.mode auto.
+  const std::string literal(host);
+  in_addr v4;
+  if (inet_pton(AF_INET, literal.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6;
+  if (inet_pton(AF_INET6, literal.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    // ::ffff:127.x.y.z, the IPv4-mapped form of a loopback address.
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 Authorizer::Authorizer(std::vector<TokenConfig> tokens, bool anonymous_allowed)

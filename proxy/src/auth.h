@@ -23,7 +23,14 @@ std::string GenerateToken();
 // (scheme case-insensitive). nullopt when the header is not a bearer token.
 std::optional<std::string_view> ParseBearer(std::string_view header);
 
-// True for 127.0.0.0/8, ::1, localhost and unix: addresses.
+// A caller's x-request-id is kept when it is 1-128 visible ASCII
+// characters (docs/config.md, "Request metadata"); otherwise one is generated.
+inline constexpr size_t kMaxRequestIdBytes = 128;
+bool ValidRequestId(std::string_view id);
+
+// True for literal 127.0.0.0/8 and ::1 addresses (also ::ffff:127.x.y.z),
+// `localhost` and unix: addresses. Any other host name is not loopback, even
+// one that starts with "127." (it could resolve anywhere).
 bool IsLoopbackListenAddress(std::string_view address);
 
 struct Principal {

@@ -383,6 +383,38 @@ absl::Status ParseSupervision(const Parser& p, const YAML::Node& node, Supervisi
   return absl::OkStatus();
 }
 
+absl::Status ParseLimits(const Parser& p, const YAML::Node& node, LimitsConfig& l) {
+  RETURN_IF_ERROR(
+      p.CheckMap(node, "limits", {"max_concurrent_streams", "default_deadline", "memory_mb"}));
+  struct IntField {
+    const char* name;
+    int* out;
+    int min, max;
+  } ints[] = {{"max_concurrent_streams", &l.max_concurrent_streams, 1, 100000},
+              {"memory_mb", &l.memory_mb, 16, 1 << 20}};
+  for (auto& f : ints) {
+    const auto& n = node[f.name];
+    if (!n) continue;
+    std::string key = std::string("limits.") + f.name;
+    ASSIGN_OR_RETURN(std::string text, p.String(n, key));
+    int v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || v < f.min || v > f.max) {
+      return p.Error(n, key,
+                     "expected a whole number from " + std::to_string(f.min) + " to " +
+                         std::to_string(f.max) + " (got '" + text + "')");
+    }
+    *f.out = v;
+  }
+  if (const auto& n = node["default_deadline"]) {
+    ASSIGN_OR_RETURN(l.default_deadline, p.Millis(n, "limits.default_deadline"));
+    if (l.default_deadline.count() == 0) {
+      return p.Error(n, "limits.default_deadline", "must be greater than 0");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string DefaultDataDir() {
@@ -419,9 +451,10 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   config.source = source_name;
   try {
     if (root.IsNull()) return p.Error(root, "", "the file is empty");
-    RETURN_IF_ERROR(p.CheckMap(root, "",
-                               {"listen", "tls", "data_dir", "namespaces", "tokens", "auth",
-                                "tracing", "supervision", "drain_timeout", "plugin_dirs"}));
+    RETURN_IF_ERROR(
+        p.CheckMap(root, "",
+                   {"listen", "tls", "data_dir", "namespaces", "tokens", "auth", "tracing",
+                    "supervision", "limits", "drain_timeout", "plugin_dirs"}));
     if (const auto& n = root["listen"]) {
       ASSIGN_OR_RETURN(config.listen, p.String(n, "listen"));
     }
@@ -507,6 +540,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
     if (const auto& n = root["supervision"]) {
       RETURN_IF_ERROR(ParseSupervision(p, n, config.supervision));
     }
+    if (const auto& n = root["limits"]) RETURN_IF_ERROR(ParseLimits(p, n, config.limits));
   } catch (const YAML::Exception& e) {
     // yaml-cpp throws on some malformed documents during access.
     std::ostringstream out;

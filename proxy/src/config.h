@@ -87,6 +87,13 @@ struct SupervisionConfig {
   std::chrono::milliseconds stop_timeout{5000};
 };
 
+// Bounds on what one client, or many, can make the proxy hold (docs/config.md).
+struct LimitsConfig {
+  int max_concurrent_streams = 100;                   // HTTP/2 streams per connection
+  std::chrono::milliseconds default_deadline{30000};  // for calls that carry none
+  int memory_mb = 512;                                // grpc++ resource quota of the server
+};
+
 struct Config {
   std::string source;  // file path, or "embedded default"
   std::string listen = kDefaultListen;
@@ -98,6 +105,7 @@ struct Config {
   AuthMode auth_mode = AuthMode::kAuto;
   TracingConfig tracing;
   SupervisionConfig supervision;
+  LimitsConfig limits;
   std::chrono::milliseconds drain_timeout{10000};
   std::vector<std::string> plugin_dirs;  // searched before PATH
 };

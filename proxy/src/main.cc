@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "plugins.h"
 #include "preflight.h"
+#include "prism/plugin/limits.h"
 #include "prism/tracing/adaptive.h"
 #include "prism/tracing/exporters/file_exporter.h"
 #include "prism/tracing/exporters/setup.h"
@@ -36,6 +38,8 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// Default OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT of the proxy and its plugins.
+constexpr int kAttributeValueLengthLimit = 4096;
 
 void SetEnvIfUnset(const char* name, const std::optional<std::string>& value) {
   if (!value) return;
@@ -64,6 +68,18 @@ std::string MakeRuntimeDir() {
   return buf.data();
 }
 
+// A directory the proxy did not create may let other local users read what
+// the proxy writes into it (the files themselves are 0600): say so.
+void WarnIfShared(const std::string& dir, const char* what) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077) == 0) return;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  LogWarn(std::string(what) + " '" + dir + "' is accessible by other users (mode " + mode +
+          "); the proxy creates its files there 0600, but run 'chmod 700 " + dir +
+          "' to keep file names and older files private");
+}
+
 // Host and port of a listen address (for printing and span attributes).
 void SplitHostPort(const std::string& addr, std::string& host, int& port) {
   host = addr;
@@ -83,6 +99,10 @@ int main(int argc, char** argv) {
   // Debian's abseil keeps mutex deadlock detection on, which grpc's mutexes
   // pay for on every lock (GraphCycles in profiles); turn it off.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Everything the proxy and its plugins (which inherit the mask) create -
+  // data directory, SQLite files, trace file, Unix sockets - is for this
+  // user only, whatever mode a library asks for (SQLite asks for 0644).
+  umask(077);
   CLI::App app{"prism-proxy: the prism data-access gateway (gRPC prism.v1.KeyValue)"};
   std::string config_path, listen, data_dir, tls_cert, tls_key;
   std::vector<std::string> plugin_dirs;
@@ -164,6 +184,7 @@ int main(int argc, char** argv) {
 
   // ---- data directory and trace file (set before any thread exists: setenv)
   std::error_code ec;
+  WarnIfShared(config.data_dir, "data directory");
   fs::create_directories(config.data_dir, ec);
   if (ec) {
     std::cerr << "prism-proxy: cannot create data directory '" << config.data_dir
@@ -188,6 +209,11 @@ int main(int argc, char** argv) {
   SetEnvIfUnset("OTEL_TRACES_EXPORTER", config.tracing.exporters);
   SetEnvIfUnset("OTEL_EXPORTER_OTLP_ENDPOINT", config.tracing.otlp_endpoint);
   SetEnvIfUnset("OTEL_EXPORTER_OTLP_PROTOCOL", config.tracing.otlp_protocol);
+  // Span attributes carry what clients send (namespaces, ids, messages): a
+  // bounded length unless the user chose one (the SDK's default is none).
+  if (!std::getenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")) {
+    SetEnvIfUnset("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", std::to_string(kAttributeValueLengthLimit));
+  }
   std::string service_name = config.tracing.service_name.value_or("prism-proxy");
 
   // ---- auth policy
@@ -291,6 +317,7 @@ int main(int argc, char** argv) {
   ServiceOptions sopts;
   sopts.listen_host = host;
   sopts.listen_port = port;
+  sopts.default_deadline = config.limits.default_deadline;
   sopts.slow_default = slow_default;
   ProxyService service(authorizer, supervisor, sopts);
   grpc::EnableDefaultHealthCheckService(true);
@@ -308,6 +335,17 @@ int main(int argc, char** argv) {
   UnknownMethodService unknown_methods;
   builder.RegisterService(&service);
   builder.RegisterCallbackGenericService(&unknown_methods);
+  // What one client, or many, can make the server hold (docs/config.md,
+  // "Limits"): messages as large as docs/api.md promises and no larger, a
+  // bounded number of streams per connection (each one pending before
+  // auth costs memory), and a memory quota for the whole server.
+  builder.SetMaxReceiveMessageSize(prism::plugin::kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(prism::plugin::kMaxMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.limits.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, prism::plugin::kMaxMetadataBytes);
+  grpc::ResourceQuota quota("prism-proxy");
+  quota.Resize(static_cast<size_t>(config.limits.memory_mb) << 20);
+  builder.SetResourceQuota(quota);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || (config.listen.rfind("unix:", 0) != 0 && selected_port == 0)) {
     std::cerr << "prism-proxy: cannot listen on " << config.listen

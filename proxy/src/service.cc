@@ -32,20 +32,17 @@ constexpr MethodInfo kMethods[] = {
      "batch_delete", kWrite},
 };
 
+// The request shape of each method, in kMethods' order (wire.h).
+constexpr RequestShape kShapes[] = {RequestShape::kKey, RequestShape::kSet,  RequestShape::kKey,
+                                    RequestShape::kKey, RequestShape::kKeys, RequestShape::kItems,
+                                    RequestShape::kKeys};
+static_assert(std::size(kShapes) == std::size(kMethods));
+
 std::optional<std::string_view> FindMetadata(
     const std::multimap<grpc::string_ref, grpc::string_ref>& md, std::string_view key) {
   auto it = md.find(grpc::string_ref(key.data(), key.size()));
   if (it == md.end()) return std::nullopt;
   return std::string_view(it->second.data(), it->second.size());
-}
-
-// A caller's request id is kept when it is 1-128 visible ASCII characters.
-bool ValidRequestId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
 }
 
 grpc::Status ToGrpc(const absl::Status& s) {
@@ -143,8 +140,10 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
   }
 
   void Handle() {
-    // 1. The namespace, read from field 1 of the raw request.
-    auto ns = ReadNamespace(request_);
+    // 1. The namespace, read from field 1 of the raw request, which is
+    // checked whole first: bytes protobuf would refuse are INVALID_ARGUMENT
+    // here, and an oversized namespace is refused before it is recorded.
+    auto ns = ReadRequest(request_, kShapes[method_ - kMethods]);
     if (!ns.ok()) {
       FinishWith(ToGrpc(ns.status()), true);
       return;
@@ -216,7 +215,14 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     // the forwarded call (OnCancel). Cheaper than FromCallbackServerContext,
     // which also links census contexts.
     client_ctx_ = std::make_unique<grpc::ClientContext>();
-    client_ctx_->set_deadline(ctx_->deadline());
+    auto deadline = ctx_->deadline();
+    if (deadline == std::chrono::system_clock::time_point::max()) {
+      // No deadline from the caller: a stalled plugin must not hold the
+      // call, and what it pins, forever.
+      default_deadline_ = true;
+      deadline = std::chrono::system_clock::now() + svc_.options().default_deadline;
+    }
+    client_ctx_->set_deadline(deadline);
     forwarding_.store(true, std::memory_order_release);
     pt::StartSpanOptions o;
     o.kind = pt::SpanKind::kClient;
@@ -248,7 +254,12 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
       FinishWith(s, false);
       return;
     }
-    if (s.error_code() == grpc::UNAVAILABLE) {
+    if (s.error_code() == grpc::DEADLINE_EXCEEDED && default_deadline_) {
+      s = grpc::Status(grpc::DEADLINE_EXCEEDED,
+                       "the call set no deadline and the proxy's default of " +
+                           std::to_string(svc_.options().default_deadline.count()) +
+                           " ms (limits.default_deadline) passed");
+    } else if (s.error_code() == grpc::UNAVAILABLE) {
       s = grpc::Status(grpc::UNAVAILABLE, "plugin " + *plugin_name_ + " for namespace '" + ns_ +
                                               "' is unavailable: " + s.error_message());
     }
@@ -320,6 +331,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
   std::shared_ptr<const Endpoint> endpoint_;
   std::unique_ptr<grpc::ClientContext> client_ctx_;
   std::atomic<bool> forwarding_{false};
+  bool default_deadline_ = false;  // the caller set none: the proxy's default applies
   const PluginBackend* backend_ = nullptr;
   // Adaptive sampling: set when the trace is undecided (deferred).
   std::chrono::steady_clock::time_point deferred_start_;

@@ -32,6 +32,8 @@ struct MethodInfo {
 struct ServiceOptions {
   std::string listen_host;  // server.address of the SERVER span
   int listen_port = 0;
+  // The deadline of a forwarded call whose caller set none (limits.default_deadline).
+  std::chrono::milliseconds default_deadline{30000};
   // Adaptive sampling: a request at least this long keeps its trace, unless
   // its namespace sets its own threshold (namespaces.<ns>.slow).
   std::chrono::milliseconds slow_default{100};

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "prism/plugin/limits.h"
+
 namespace prism::proxy {
 namespace {
 
@@ -68,60 +70,122 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
-absl::StatusOr<std::string_view> ReadNamespace(std::string_view bytes) {
+namespace {
+
+using Bytes = std::string_view;
+
+// One field of a message: its number, wire type and, for length-delimited
+// fields, the payload.
+struct Field {
+  uint64_t number;
+  uint32_t wire_type;
+  Bytes payload;
+};
+
+// Calls on_field(const Field&) -> absl::Status for every field of `bytes`,
+// stopping at the first error (wire errors are prefixed with `where`).
+template <typename OnField>
+absl::Status Walk(Bytes bytes, const std::string& where, OnField on_field) {
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   const auto* end = p + bytes.size();
-  std::string_view ns;
+  auto bad = [&](std::string_view what) {
+    return Malformed(where.empty() ? std::string(what) : where + ": " + std::string(what));
+  };
   while (p < end) {
     uint64_t tag;
-    if (!ReadVarint(p, end, tag)) return Malformed("truncated field tag");
-    uint64_t field = tag >> 3;
-    uint32_t wire_type = tag & 7;
-    if (field == 0 || field > 536870911) return Malformed("invalid field number");
-    if (field == 1 && wire_type != 2) {
-      return Malformed("field 1 (namespace) must be a string");
-    }
-    switch (wire_type) {
+    if (!ReadVarint(p, end, tag)) return bad("truncated field tag");
+    Field f{tag >> 3, static_cast<uint32_t>(tag & 7), {}};
+    if (f.number == 0 || f.number > 536870911) return bad("invalid field number");
+    switch (f.wire_type) {
       case 0: {
         uint64_t ignored;
-        if (!ReadVarint(p, end, ignored)) return Malformed("truncated varint");
+        if (!ReadVarint(p, end, ignored)) return bad("truncated varint");
         break;
       }
       case 1:
-        if (end - p < 8) return Malformed("truncated fixed64");
+        if (end - p < 8) return bad("truncated fixed64");
         p += 8;
         break;
       case 5:
-        if (end - p < 4) return Malformed("truncated fixed32");
+        if (end - p < 4) return bad("truncated fixed32");
         p += 4;
         break;
       case 2: {
         uint64_t len;
-        if (!ReadVarint(p, end, len)) return Malformed("truncated length");
-        if (len > static_cast<uint64_t>(end - p)) return Malformed("length past the end");
-        if (field == 1) ns = std::string_view(reinterpret_cast<const char*>(p), len);
+        if (!ReadVarint(p, end, len)) return bad("truncated length");
+        if (len > static_cast<uint64_t>(end - p)) return bad("length past the end");
+        f.payload = Bytes(reinterpret_cast<const char*>(p), len);
         p += len;
         break;
       }
       default:
-        return Malformed("unsupported wire type " + std::to_string(wire_type));
+        return bad("unsupported wire type " + std::to_string(f.wire_type));
     }
+    if (auto st = on_field(f); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckString(Bytes s, const std::string& name) {
+  if (IsValidUtf8(s)) return absl::OkStatus();
+  return absl::InvalidArgumentError(name + " is not valid UTF-8");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string_view> ReadRequest(std::string_view bytes, RequestShape shape) {
+  std::string_view ns;
+  size_t repeated = 0;  // index of the next keys[i] / items[i]
+  absl::Status st = Walk(bytes, "", [&](const Field& f) -> absl::Status {
+    if (f.number == 1) {
+      if (f.wire_type != 2) return Malformed("field 1 (namespace) must be a string");
+      ns = f.payload;
+      return absl::OkStatus();
+    }
+    // A known field with another wire type is an unknown field to protobuf:
+    // skipped, as it would be.
+    if (f.number != 2 || f.wire_type != 2) return absl::OkStatus();
+    switch (shape) {
+      case RequestShape::kAny:
+        return absl::OkStatus();
+      case RequestShape::kKey:
+      case RequestShape::kSet:
+        return CheckString(f.payload, "key");
+      case RequestShape::kKeys:
+        return CheckString(f.payload, "keys[" + std::to_string(repeated++) + "]");
+      case RequestShape::kItems: {
+        std::string item = "items[" + std::to_string(repeated++) + "]";
+        return Walk(f.payload, item, [&](const Field& g) {
+          if (g.number == 1 && g.wire_type == 2) return CheckString(g.payload, item + ".key");
+          return absl::OkStatus();
+        });
+      }
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  // Length first: an oversized namespace is never scanned, copied or echoed.
+  if (ns.size() > prism::plugin::kMaxNamespaceBytes) {
+    return absl::InvalidArgumentError("namespace is " + std::to_string(ns.size()) +
+                                      " bytes; the limit is " +
+                                      std::to_string(prism::plugin::kMaxNamespaceBytes));
   }
   if (!IsValidUtf8(ns)) return absl::InvalidArgumentError("namespace is not valid UTF-8");
   return ns;
 }
 
-absl::StatusOr<std::string> ReadNamespace(const grpc::ByteBuffer& buffer) {
+absl::StatusOr<std::string> ReadRequest(const grpc::ByteBuffer& buffer, RequestShape shape) {
   std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return absl::InvalidArgumentError("unreadable request");
   absl::StatusOr<std::string_view> ns;
   std::string joined;
   if (slices.size() == 1) {
-    ns = ReadNamespace(
-        std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size()));
+    ns = ReadRequest(
+        std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size()),
+        shape);
   } else {
     for (const auto& s : slices) joined.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    ns = ReadNamespace(joined);
+    ns = ReadRequest(joined, shape);
   }
   if (!ns.ok()) return ns.status();
   return std::string(*ns);

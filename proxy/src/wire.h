@@ -1,6 +1,7 @@
 #pragma once
-// A tiny protobuf wire-format reader: finds field 1 (the namespace) of a
-// request without decoding the rest, so the proxy can forward raw bytes.
+// A tiny protobuf wire-format reader: checks a request and finds field 1
+// (the namespace) without decoding it into messages, so the proxy can
+// forward the raw bytes. Depends on nothing but absl (fuzzed in proxy/fuzz).
 
 #include <string>
 #include <string_view>
@@ -13,16 +14,31 @@ class ByteBuffer;
 
 namespace prism::proxy {
 
-// Returns the value of field 1 (a length-delimited string) of the serialized
-// message `bytes`. Every field is walked, so a later field 1 wins (protobuf's
-// "last one wins" for singular fields). Errors (INVALID_ARGUMENT): truncated
-// or malformed wire data, field 1 with a non-string wire type, a namespace
-// that is not valid UTF-8. A message without field 1 yields "".
-absl::StatusOr<std::string_view> ReadNamespace(std::string_view bytes);
+// The shape of field 2 onwards, per prism.v1 request type (kv.proto).
+enum class RequestShape {
+  kAny,    // only the structure is checked (no known fields but namespace)
+  kKey,    // Get, Delete, Exists: 2 = key (string)
+  kSet,    // Set: 2 = key (string), 3 = value (bytes)
+  kKeys,   // BatchGet, BatchDelete: 2 = repeated keys (string)
+  kItems,  // BatchSet: 2 = repeated KeyValuePair {1 = key (string), 2 = value (bytes)}
+};
+
+// Walks the serialized request `bytes` and returns its namespace (field 1;
+// a later field 1 wins, as in protobuf; "" when absent). INVALID_ARGUMENT
+// with a message for everything protobuf would refuse to parse - truncated
+// or malformed wire data (also inside a KeyValuePair), a string field that
+// is not valid UTF-8 - plus field 1 with a non-string wire type, groups, and
+// a namespace over prism::plugin::kMaxNamespaceBytes (checked before it is
+// copied or recorded anywhere). Lengths of keys and values are left to the
+// plugins, which check them against the same limits.
+absl::StatusOr<std::string_view> ReadRequest(std::string_view bytes, RequestShape shape);
+inline absl::StatusOr<std::string_view> ReadNamespace(std::string_view bytes) {
+  return ReadRequest(bytes, RequestShape::kAny);
+}
 
 // Same, over a grpc::ByteBuffer (slices are joined only when there are
 // several); the namespace is copied out.
-absl::StatusOr<std::string> ReadNamespace(const grpc::ByteBuffer& buffer);
+absl::StatusOr<std::string> ReadRequest(const grpc::ByteBuffer& buffer, RequestShape shape);
 
 bool IsValidUtf8(std::string_view s);
 

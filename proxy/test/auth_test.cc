@@ -25,6 +25,32 @@ TEST(Auth, Loopback) {
   EXPECT_FALSE(IsLoopbackListenAddress("0.0.0.0:6051"));
   EXPECT_FALSE(IsLoopbackListenAddress("[::]:6051"));
   EXPECT_FALSE(IsLoopbackListenAddress("10.0.0.1:6051"));
+  // Literal addresses only: host names that merely look like loopback.
+  struct Case {
+    const char* address;
+    bool loopback;
+  } cases[] = {
+      {"127.255.0.9:1", true},
+      {"ipv4:127.0.0.1:1", true},
+      {"dns:localhost:1", true},
+      {"dns:///localhost:1", true},
+      {"ipv6:[::1]:1", true},
+      {"[0:0:0:0:0:0:0:1]:1", true},
+      {"[::ffff:127.0.0.1]:1", true},
+      {"127.evil.example.com:6051", false},
+      {"127.0.0.1.nip.io:6051", false},
+      {"dns:127.0.0.1.nip.io:6051", false},
+      {"localhost.evil.example.com:1", false},
+      {"127.1:6051", false},
+      {"128.0.0.1:1", false},
+      {"[::ffff:10.0.0.1]:1", false},
+      {"[::2]:1", false},
+      {"[::1:1", false},
+      {":6051", false},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(IsLoopbackListenAddress(c.address), c.loopback) << c.address;
+  }
 }
 
 TEST(Auth, TokensAndRights) {

@@ -29,6 +29,10 @@ tracing:
 supervision:
   health_interval: 2s
   restart_backoff_initial: 100ms
+limits:
+  max_concurrent_streams: 10
+  default_deadline: 2s
+  memory_mb: 64
 )";
 
 TEST(Config, ParsesEveryKey) {
@@ -47,6 +51,9 @@ TEST(Config, ParsesEveryKey) {
   EXPECT_EQ(*c->tracing.trace_file_max_mb, "50");
   EXPECT_EQ(c->supervision.health_interval.count(), 2000);
   EXPECT_EQ(c->supervision.restart_backoff_initial.count(), 100);
+  EXPECT_EQ(c->limits.max_concurrent_streams, 10);
+  EXPECT_EQ(c->limits.default_deadline.count(), 2000);
+  EXPECT_EQ(c->limits.memory_mb, 64);
   ASSERT_TRUE(FinalizeConfig(*c).ok());
   EXPECT_EQ(c->namespaces[0].plugin.settings.at("data-dir"), "/var/lib/prism");
 }
@@ -116,6 +123,17 @@ TEST(Config, ErrorsNameKeyAndLine) {
        "f.yaml:1:36: namespaces.a.plugin.address: expected HOST:PORT"},
       {"namespaces: {a: {plugin: {address: \"h:1\", settings: {k: v}}}}\n",
        "namespaces.a.plugin.settings"},
+      {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  max_concurrent_streams: 0\n",
+       "f.yaml:3:27: limits.max_concurrent_streams: expected a whole number from 1 to 100000 (got "
+       "'0')"},
+      {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  memory_mb: 15\n",
+       "f.yaml:3:14: limits.memory_mb: expected a whole number from 16 to 1048576 (got '15')"},
+      {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  memory_mb: 1e3\n",
+       "limits.memory_mb: expected a whole number"},
+      {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  default_deadline: 0\n",
+       "f.yaml:3:21: limits.default_deadline: must be greater than 0"},
+      {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  streams: 5\n",
+       "f.yaml:3:3: limits.streams: unknown key"},
   };
   for (const auto& c : cases) {
     auto r = ParseConfig(c.yaml, "f.yaml");
@@ -161,6 +179,9 @@ TEST(Config, EmbeddedDefault) {
   EXPECT_EQ(c.namespaces[0].plugin.command[0], "prism-plugin-sqlite");
   EXPECT_EQ(c.namespaces[0].plugin.settings.at("data-dir"), "/tmp/d");
   EXPECT_EQ(c.listen, kDefaultListen);
+  EXPECT_EQ(c.limits.max_concurrent_streams, 100);
+  EXPECT_EQ(c.limits.default_deadline.count(), 30000);
+  EXPECT_EQ(c.limits.memory_mb, 512);
 }
 
 }  // namespace

@@ -74,7 +74,73 @@ TEST(Wire, ByteBufferWithSeveralSlices) {
   grpc::Slice parts[] = {grpc::Slice(bytes.substr(0, 3)), grpc::Slice(bytes.substr(3, 4)),
                          grpc::Slice(bytes.substr(7))};
   grpc::ByteBuffer buffer(parts, 3);
-  EXPECT_EQ(*ReadNamespace(buffer), "multi-slice");
+  EXPECT_EQ(*ReadRequest(buffer, RequestShape::kKey), "multi-slice");
+}
+
+// The namespace limit at its boundary: 256 bytes pass, 257 are refused with
+// the plugins' message, before anything is copied.
+TEST(Wire, NamespaceLimit) {
+  prism::v1::GetRequest get;
+  get.set_key("k");
+  get.set_namespace_(std::string(256, 'n'));
+  auto ok = ReadRequest(get.SerializeAsString(), RequestShape::kKey);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->size(), 256u);
+  get.set_namespace_(std::string(257, 'n'));
+  auto bad = ReadRequest(get.SerializeAsString(), RequestShape::kKey);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(), "namespace is 257 bytes; the limit is 256");
+  get.set_namespace_(std::string(4000000, 'n'));
+  EXPECT_EQ(ReadRequest(get.SerializeAsString(), RequestShape::kKey).status().message(),
+            "namespace is 4000000 bytes; the limit is 256");
+}
+
+// What protobuf would refuse to parse is INVALID_ARGUMENT with a message that
+// names the field, for every request shape.
+TEST(Wire, RefusesWhatProtobufCannotParse) {
+  auto with_key = [](std::string field2) {
+    return std::string("\x0a\x01n", 3) + "\x12" + static_cast<char>(field2.size()) + field2;
+  };
+  struct Case {
+    std::string bytes;
+    RequestShape shape;
+    std::string message;
+  } cases[] = {
+      {with_key("\xc3\x28"), RequestShape::kKey, "key is not valid UTF-8"},
+      {with_key("\xff"), RequestShape::kSet, "key is not valid UTF-8"},
+      {with_key("ok") + "\x12\x01\xff", RequestShape::kKeys, "keys[1] is not valid UTF-8"},
+      // items[0] = {key: "\xff"}: a KeyValuePair whose key is not UTF-8.
+      {with_key(std::string("\x0a\x01\xff", 3)), RequestShape::kItems,
+       "items[0].key is not valid UTF-8"},
+      // items[0] = a truncated varint (field 2 of the pair as varint, no bytes).
+      {with_key(std::string("\x10", 1)), RequestShape::kItems,
+       "malformed request: items[0]: truncated varint"},
+      {std::string("\x0a\x01n\x18\x80", 5), RequestShape::kKey,
+       "malformed request: truncated varint"},
+      {std::string("\x0a\x01\xff", 3), RequestShape::kAny, "namespace is not valid UTF-8"},
+  };
+  for (const auto& c : cases) {
+    auto r = ReadRequest(c.bytes, c.shape);
+    ASSERT_FALSE(r.ok()) << c.message;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(), c.message);
+  }
+  // The same bytes are fine where field 2 is not a string: a value is bytes,
+  // and an unknown field is skipped as protobuf skips it.
+  EXPECT_TRUE(ReadRequest(with_key("\xff"), RequestShape::kAny).ok());
+  prism::v1::SetRequest set;
+  set.set_namespace_("n");
+  set.set_key("k");
+  set.set_value("\xff\x00\xfe");
+  EXPECT_TRUE(ReadRequest(set.SerializeAsString(), RequestShape::kSet).ok());
+  prism::v1::BatchSetRequest bs;
+  bs.set_namespace_("n");
+  for (int i = 0; i < 3; ++i) {
+    auto* item = bs.add_items();
+    item->set_key("k" + std::to_string(i));
+    item->set_value("\xff");
+  }
+  EXPECT_EQ(*ReadRequest(bs.SerializeAsString(), RequestShape::kItems), "n");
 }
 
 TEST(Wire, Utf8) {

@@ -1,6 +1,8 @@
 #include "sqlite_service.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -70,6 +72,12 @@ absl::StatusOr<std::unique_ptr<Connection>> OpenConnection(const std::string& pa
   auto fail = [&](const std::string& why) {
     return absl::UnavailableError("cannot open database '" + path + "': " + why);
   };
+  if (first) {
+    // SQLite creates the file 0644 (and its -wal/-shm with the same mode):
+    // create it 0600 first so only this user can read the values.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+  }
   int rc =
       sqlite3_open_v2(path.c_str(), &c->db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

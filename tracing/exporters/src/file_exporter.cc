@@ -17,34 +17,48 @@
 namespace prism::tracing {
 namespace {
 
-// Creates missing parent directories; returns the descriptor or -1 and why.
+// Creates missing parent directories (0700: they hold traces with request
+// ids and namespaces) and opens the file 0600; returns the descriptor or -1
+// and why. The modes hold whatever the process's umask.
 int OpenForAppend(const std::string& path, std::string& error) {
-  std::error_code ec;
   auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = std::string("open: ") + std::strerror(errno);
-    if (ec) error += " (creating " + parent.string() + ": " + ec.message() + ")";
+  std::string mkdir_error;
+  std::string prefix;
+  for (const auto& part : parent) {
+    prefix = (std::filesystem::path(prefix) / part).string();
+    if (part == "/" || prefix.empty()) continue;
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST && mkdir_error.empty()) {
+      mkdir_error = " (creating " + prefix + ": " + std::strerror(errno) + ")";
+    }
   }
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) error = std::string("open: ") + std::strerror(errno) + mkdir_error;
   return fd;
 }
 
 class FileExporter : public SpanExporter {
  public:
-  FileExporter(std::string path, uint64_t max_bytes)
-      : path_(std::move(path)), rotated_path_(path_ + ".1"), max_bytes_(max_bytes) {}
+  FileExporter(std::string path, uint64_t max_bytes, size_t max_line_bytes)
+      : path_(std::move(path)),
+        rotated_path_(path_ + ".1"),
+        max_bytes_(max_bytes),
+        max_line_bytes_(max_line_bytes) {}
   ~FileExporter() override { Close(); }
 
   ExportResult Export(std::span<const std::unique_ptr<SpanData>> spans) override {
     if (spans.empty()) return ExportResult::kSuccess;
     std::lock_guard lock(mutex_);
     if (shut_down_) return ExportResult::kFailure;
-    line_.clear();
-    otlp::EncodeJson(spans, line_);
-    line_.push_back('\n');
     std::string error;
-    if (!Open(error) || !WriteLine(error)) {
+    size_t dropped = 0;
+    bool ok = WriteBounded(spans, error, dropped);
+    if (dropped) {
+      internal::Log(internal::LogLevel::kWarn,
+                    "trace file exporter (" + path_ + "): dropped " + std::to_string(dropped) +
+                        " span(s), each alone longer than the line bound of " +
+                        std::to_string(max_line_bytes_) + " bytes");
+    }
+    if (!ok) {
       internal::Log(internal::LogLevel::kError, "trace file exporter (" + path_ + "): " + error);
       return ExportResult::kFailure;
     }
@@ -59,6 +73,25 @@ class FileExporter : public SpanExporter {
   }
 
  private:
+  // Writes `spans` as one line, or as several when one would pass the line
+  // bound (halving: a normal batch is encoded once).
+  bool WriteBounded(std::span<const std::unique_ptr<SpanData>> spans, std::string& error,
+                    size_t& dropped) {
+    line_.clear();
+    otlp::EncodeJson(spans, line_);
+    line_.push_back('\n');
+    if (line_.size() > max_line_bytes_) {
+      if (spans.size() == 1) {
+        ++dropped;
+        return true;
+      }
+      const size_t half = spans.size() / 2;
+      return WriteBounded(spans.first(half), error, dropped) &&
+             WriteBounded(spans.subspan(half), error, dropped);
+    }
+    return Open(error) && WriteLine(error);
+  }
+
   bool Open(std::string& error) {
     if (fd_ >= 0) return true;
     fd_ = OpenForAppend(path_, error);
@@ -137,6 +170,7 @@ class FileExporter : public SpanExporter {
   const std::string path_;
   const std::string rotated_path_;
   const uint64_t max_bytes_;  // 0: no cap
+  const size_t max_line_bytes_;
   int fd_ = -1;
   bool shut_down_ = false;
   std::string line_;
@@ -162,7 +196,7 @@ std::unique_ptr<SpanExporter> MakeFileExporter(FileExporterOptions options) {
                     "PRISM_TRACE_FILE_MAX_MB must be a number of MiB >= 0; ignored");
     }
   }
-  return std::make_unique<FileExporter>(std::move(path), max_bytes);
+  return std::make_unique<FileExporter>(std::move(path), max_bytes, options.max_line_bytes);
 }
 
 std::string TraceFileWriteError(const std::string& path) {

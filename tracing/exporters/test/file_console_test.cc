@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "exporters_test_util.h"
 #include "prism/tracing/exporters/console_exporter.h"
@@ -208,6 +210,75 @@ TEST(FileExporterTest, CapFromEnvironment) {
   EXPECT_FALSE(std::filesystem::exists(path + ".1"));
   EXPECT_EQ(ReadLines(path).size(), 20u);
   std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+// The line bound, at its boundary: a one-span line of exactly the bound is
+// written, with a bound one byte smaller the span is dropped (and nothing is
+// written); a batch over the bound is split into lines that each fit, with
+// every span kept.
+TEST(FileExporterTest, NoLineIsLongerThanTheBound) {
+  std::string path = TempPath("line-bound/traces.jsonl");
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+  std::vector<std::unique_ptr<SpanData>> one;
+  one.push_back(MakeSampledSpanData(std::string(1000, 'n')));
+  size_t exact = 0;
+  {
+    auto e = MakeFileExporter(Options(path, 0));
+    ASSERT_EQ(e->Export(one), ExportResult::kSuccess);
+    exact = std::filesystem::file_size(path);  // the line, newline included
+  }
+  for (size_t bound : {exact, exact - 1}) {
+    std::filesystem::remove(path);
+    FileExporterOptions o = Options(path, 0);
+    o.max_line_bytes = bound;
+    auto e = MakeFileExporter(o);
+    ASSERT_EQ(e->Export(one), ExportResult::kSuccess);  // a dropped span is not a failure
+    e->Shutdown(std::chrono::seconds(1));
+    EXPECT_EQ(std::filesystem::exists(path) ? ReadLines(path).size() : 0u, bound == exact ? 1u : 0u)
+        << "bound " << bound << ", line " << exact;
+  }
+
+  std::filesystem::remove(path);
+  FileExporterOptions o = Options(path, 0);
+  o.max_line_bytes = 3 * exact;  // three one-span lines' worth
+  auto e = MakeFileExporter(o);
+  std::vector<std::unique_ptr<SpanData>> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back(MakeSampledSpanData(std::string(1000, 'a' + i)));
+  ASSERT_EQ(e->Export(batch), ExportResult::kSuccess);
+  e->Shutdown(std::chrono::seconds(1));
+  auto lines = ReadLines(path);
+  EXPECT_GT(lines.size(), 3u);
+  std::set<std::string> names;
+  for (const auto& line : lines) {
+    EXPECT_LE(line.size() + 1, o.max_line_bytes);
+    auto j = nlohmann::json::parse(line);
+    for (const auto& span : j["resourceSpans"][0]["scopeSpans"][0]["spans"]) {
+      names.insert(span["name"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(names.size(), 10u);
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+// The file and the directories the exporter creates are private, whatever
+// the umask lets through.
+TEST(FileExporterTest, CreatesThePrivateFileAndDirectories) {
+  std::string base = TempPath("modes");
+  std::filesystem::remove_all(base);
+  std::string path = base + "/a/b/traces.jsonl";
+  mode_t old = umask(0);
+  {
+    auto e = MakeFileExporter(Options(path));
+    EXPECT_EQ(ExportOne(*e, "s"), ExportResult::kSuccess);
+  }
+  umask(old);
+  auto mode = [](const std::string& p) {
+    return static_cast<int>(std::filesystem::status(p).permissions());
+  };
+  EXPECT_EQ(mode(path), 0600);
+  EXPECT_EQ(mode(base + "/a/b"), 0700);
+  EXPECT_EQ(mode(base + "/a"), 0700);
+  std::filesystem::remove_all(base);
 }
 
 TEST(ConsoleExporterTest, OneReadableLinePerSpan) {

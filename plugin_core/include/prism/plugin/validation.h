@@ -9,16 +9,10 @@
 #include <cstddef>
 #include <string_view>
 
+#include "prism/plugin/limits.h"
 #include "prism/v1/kv.pb.h"
 
 namespace prism::plugin {
-
-inline constexpr size_t kMaxNamespaceBytes = 256;
-inline constexpr size_t kMaxKeyBytes = 4096;               // 4 KiB
-inline constexpr size_t kMaxValueBytes = 4 * 1024 * 1024;  // 4 MiB
-inline constexpr size_t kMaxBatchItems = 1000;
-// gRPC receive limit of a plugin: a full batch of large values fits.
-inline constexpr int kMaxMessageBytes = 64 * 1024 * 1024;
 
 grpc::Status ValidateNamespace(std::string_view ns);
 grpc::Status ValidateKey(std::string_view key);

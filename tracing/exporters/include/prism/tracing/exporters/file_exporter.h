@@ -15,6 +15,7 @@
 // in other processes notice (the path names another file) and follow. A
 // file removed by hand is recreated at the next export.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,12 +28,16 @@ namespace prism::tracing {
 inline constexpr const char* kDefaultTraceFile = "./.prism/traces.jsonl";
 
 inline constexpr uint64_t kDefaultTraceFileMaxMb = 20;
+// 4 MiB: a full 512-span batch of the proxy's spans is far below (about
+// 0.6 MiB), so only abnormal spans are ever split off or dropped.
+inline constexpr size_t kTraceFileMaxLineBytes = 4 << 20;
 
 struct FileExporterOptions {
   std::string path;  // empty: $PRISM_TRACE_FILE, else kDefaultTraceFile
   // Unset: $PRISM_TRACE_FILE_MAX_MB, else kDefaultTraceFileMaxMb (in MiB);
   // 0: no cap.
   std::optional<uint64_t> max_bytes;
+  size_t max_line_bytes = kTraceFileMaxLineBytes;
   // The path FileExporterOptions{} resolves to.
   static std::string DefaultPath();
 };
