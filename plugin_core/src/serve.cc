@@ -66,11 +66,7 @@ absl::Status CheckListen(const std::string& listen) {
     }
     return absl::OkStatus();
   }
-  auto ep = prism::grpc_tracing::ParseTarget(listen);
-  size_t colon = listen.rfind(':');
-  int64_t port = -1;
-  if (colon == std::string::npos || !ParseInt(std::string_view(listen).substr(colon + 1), port) ||
-      port < 0 || port > 65535 || ep.address.empty()) {
+  if (!prism::grpc_tracing::ParseHostPort(listen)) {
     return absl::InvalidArgumentError("--listen " + listen +
                                       ": expected unix:///path or HOST:PORT");
   }
@@ -200,7 +196,8 @@ class SamplingService final : public prism::v1::Sampling::Service {
     for (const auto& t : req->traces()) {
       std::array<uint8_t, prism::tracing::TraceId::kSize> bytes;
       std::memcpy(bytes.data(), t.trace_id().data(), bytes.size());
-      adaptive_->Keep(prism::tracing::TraceId(bytes), *prism::tracing::ParseSamplingReason(t.reason()));
+      adaptive_->Keep(prism::tracing::TraceId(bytes),
+                      *prism::tracing::ParseSamplingReason(t.reason()));
     }
     resp->set_accepted(static_cast<uint32_t>(req->traces_size()));
     return grpc::Status::OK;

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "prism/tracing/ids.h"
 #include "utf8.h"
 
 namespace prism::tracing::otlp {
@@ -333,17 +334,6 @@ constexpr std::array<bool, 256> kSpecialByte = [] {
   return t;
 }();
 
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-constexpr std::array<char, 512> kHexPairs = [] {
-  std::array<char, 512> t{};
-  for (int b = 0; b < 256; ++b) {
-    t[2 * b] = kHexDigits[b >> 4];
-    t[2 * b + 1] = kHexDigits[b & 15];
-  }
-  return t;
-}();
-
 // The 8 decimal digits of v < 10^8, leading zeros included, as byte values
 // 0-9 in a word whose first byte in memory (little-endian) is the most
 // significant digit: two 4-digit halves in 32-bit lanes, then 2-digit
@@ -469,8 +459,7 @@ class JsonWriter {
     std::memcpy(p, prefix, N - 1);
     p += N - 1;
     *p++ = '"';
-#pragma GCC unroll 16
-    for (size_t i = 0; i < n; ++i) std::memcpy(p + 2 * i, &kHexPairs[2 * size_t{bytes[i]}], 2);
+    hex::Encode(bytes.data(), n, p);  // the SDK's word-at-a-time encoder
     p += 2 * n;
     *p++ = '"';
     p_ = p;
@@ -572,8 +561,7 @@ char* JsonWriter::Escape(char* p, unsigned char c) {
       break;
     default:
       std::memcpy(p, "\\u00", 4);
-      p[4] = kHexDigits[c >> 4];
-      p[5] = kHexDigits[c & 15];
+      hex::Encode(&c, 1, p + 4);
       return p + 6;
   }
   p[0] = '\\';
