@@ -19,6 +19,7 @@
 #include "prism/grpc_tracing/semconv.h"
 #include "prism/plugin/limits.h"
 #include "prism/tracing/env.h"
+#include "prism/tracing/exporters/file_exporter.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
 #include "prism/tracing/ids.h"
@@ -40,20 +41,10 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* k = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(k[p[i] >> 4]);
-    out.push_back(k[p[i] & 15]);
-  }
-  return out;
-}
-
 std::string Sha256Hex(const std::string& s) {
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  return Hex(d, sizeof d);
+  return prism::tracing::hex::Encode(d, sizeof d);
 }
 
 std::string MetadataValue(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
@@ -143,7 +134,7 @@ class KvCall {
       pt::ExporterDefaults d;
       d.traces_exporter = "file";
       d.add_otlp_when_endpoint_set = true;
-      d.trace_file = prism::cli::DefaultTraceFilePath();
+      // d.trace_file empty: the exporter resolves the path by the shared rule.
       d.log_diagnostics_at_shutdown = false;
       provider_ = pt::InitTracingFromEnvironment("prism-cli", d);
     }
@@ -331,7 +322,7 @@ int main(int argc, char** argv) {
   exists->add_option("key", key, "key")->required();
 
   // ---- trace
-  std::string trace_path = prism::cli::DefaultTraceFilePath();
+  std::string trace_path = pt::ResolveTraceFilePath();  // what the exporters write
   auto* trace_cmd = app.add_subcommand("trace", "traces in the local trace file");
   trace_cmd->require_subcommand(1);
   trace_cmd
@@ -514,7 +505,7 @@ int main(int argc, char** argv) {
         std::cerr << "prism: no randomness available\n";
         return kExitFailure;
       }
-      std::string token = "prism_" + Hex(bytes, sizeof bytes);
+      std::string token = "prism_" + prism::tracing::hex::Encode(bytes, sizeof bytes);
       std::cout << "token:  " << token << "\n"
                 << "sha256: " << Sha256Hex(token) << "\n\n"
                 << "# in the proxy configuration (the token itself is never stored):\n"

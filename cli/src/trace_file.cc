@@ -280,13 +280,6 @@ std::string FormatDuration(uint64_t ns) {
   return buf;
 }
 
-std::string DefaultTraceFilePath() {
-  if (const char* t = std::getenv("PRISM_TRACE_FILE"); t && *t) return t;
-  const char* d = std::getenv("PRISM_DATA_DIR");
-  std::string dir = d && *d ? d : "./.prism";
-  return dir + "/traces.jsonl";
-}
-
 bool TraceFile::AddLine(const std::string& line) {
   if (line.find_first_not_of(" \t\r") == std::string::npos) return true;
   if (NestedDeeperThan(line, kMaxJsonDepth)) {

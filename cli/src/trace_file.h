@@ -82,9 +82,6 @@ class TraceFile {
   bool details_ = true;
 };
 
-// $PRISM_TRACE_FILE, else ($PRISM_DATA_DIR or ./.prism)/traces.jsonl.
-std::string DefaultTraceFilePath();
-
 // "prism trace ls" table.
 void RenderList(const std::vector<TraceSummary>& traces, size_t limit, std::ostream& out);
 nlohmann::json ListJson(const std::vector<TraceSummary>& traces, size_t limit);

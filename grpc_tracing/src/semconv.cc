@@ -86,6 +86,31 @@ Endpoint ParseTarget(std::string_view target) {
   return SplitHostPort(t);
 }
 
+std::optional<Endpoint> ParseHostPort(std::string_view address) {
+  std::string_view a = address;
+  if (!ConsumePrefix(a, "dns:///") && !ConsumePrefix(a, "dns:") && !ConsumePrefix(a, "ipv4:")) {
+    ConsumePrefix(a, "ipv6:");
+  }
+  const size_t colon = a.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  // One ':' outside brackets: "::1:80" is not host:port.
+  if (!a.empty() && a.front() == '[' ? a.find("]:") != colon - 1 : a.find(':') != colon) {
+    return std::nullopt;
+  }
+  const std::string_view digits = a.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  int port = 0;
+  std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (port > 65535) return std::nullopt;
+  Endpoint e = SplitHostPort(a);
+  if (e.address.empty()) return std::nullopt;
+  e.port = port;
+  return e;
+}
+
 Endpoint ParsePeer(std::string_view peer) {
   std::string_view p = peer;
   if (ConsumePrefix(p, "unix:")) return Endpoint{std::string(p), 0};

@@ -50,6 +50,44 @@ TEST(Semconv, ParseTarget) {
   EXPECT_EQ(e.address, "");
 }
 
+TEST(Semconv, ParseHostPort) {
+  struct Case {
+    const char* in;
+    bool ok;
+    const char* address;
+    int port;
+  } cases[] = {
+      {"127.0.0.1:6051", true, "127.0.0.1", 6051},
+      {"localhost:0", true, "localhost", 0},
+      {"[::1]:7000", true, "::1", 7000},
+      {"dns:///db.example:5432", true, "db.example", 5432},
+      {"dns:db.example:5432", true, "db.example", 5432},
+      {"ipv4:10.0.0.1:80", true, "10.0.0.1", 80},
+      {"ipv6:[::1]:80", true, "::1", 80},
+      {"h:65535", true, "h", 65535},
+      {"h:65536", false, "", 0},
+      {"h:99999999", false, "", 0},
+      {"h:", false, "", 0},
+      {"h:8o", false, "", 0},
+      {"h:-1", false, "", 0},
+      {":80", false, "", 0},
+      {"nonsense", false, "", 0},
+      {"::1:80", false, "", 0},
+      {"[::1]", false, "", 0},
+      {"[::1:80", false, "", 0},
+      {"unix:///tmp/x.sock", false, "", 0},
+      {"", false, "", 0},
+  };
+  for (const auto& c : cases) {
+    auto e = ParseHostPort(c.in);
+    ASSERT_EQ(e.has_value(), c.ok) << c.in;
+    if (e) {
+      EXPECT_EQ(e->address, c.address) << c.in;
+      EXPECT_EQ(e->port, c.port) << c.in;
+    }
+  }
+}
+
 TEST(Semconv, ParsePeer) {
   auto e = ParsePeer("ipv4:127.0.0.1:5555");
   EXPECT_EQ(e.address, "127.0.0.1");

@@ -53,11 +53,16 @@ std::string Usage(const PluginDefinition& def) {
   return u;
 }
 
+// The socket path of a unix: listen address, else "".
+std::string UnixPath(const std::string& listen) {
+  if (listen.rfind("unix:", 0) != 0) return "";
+  return prism::grpc_tracing::ParseTarget(listen).address;
+}
+
 absl::Status CheckListen(const std::string& listen) {
   if (listen.empty()) return absl::InvalidArgumentError("--listen is required");
   if (listen.rfind("unix:", 0) == 0) {
-    std::string_view path = std::string_view(listen).substr(5);
-    if (path.substr(0, 2) == "//") path.remove_prefix(2);
+    const std::string path = UnixPath(listen);
     if (path.empty())
       return absl::InvalidArgumentError("--listen " + listen + ": empty socket path");
     if (path.size() > 107) {
@@ -66,23 +71,11 @@ absl::Status CheckListen(const std::string& listen) {
     }
     return absl::OkStatus();
   }
-  auto ep = prism::grpc_tracing::ParseTarget(listen);
-  size_t colon = listen.rfind(':');
-  int64_t port = -1;
-  if (colon == std::string::npos || !ParseInt(std::string_view(listen).substr(colon + 1), port) ||
-      port < 0 || port > 65535 || ep.address.empty()) {
+  if (!prism::grpc_tracing::ParseHostPort(listen)) {
     return absl::InvalidArgumentError("--listen " + listen +
                                       ": expected unix:///path or HOST:PORT");
   }
   return absl::OkStatus();
-}
-
-// The socket path of a unix: listen address, else "".
-std::string UnixPath(const std::string& listen) {
-  if (listen.rfind("unix:", 0) != 0) return "";
-  std::string_view path = std::string_view(listen).substr(5);
-  if (path.substr(0, 2) == "//") path.remove_prefix(2);
-  return std::string(path);
 }
 
 void RecordStartFailure(const prism::tracing::Tracer& tracer, std::string_view message) {

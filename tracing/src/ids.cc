@@ -158,6 +158,12 @@ void Encode(const uint8_t* in, size_t n, char* out) {
     out[2 * i + 1] = kHex[in[i] & 0xf];
   }
 }
+
+std::string Encode(const uint8_t* in, size_t n) {
+  std::string out(2 * n, '\0');
+  Encode(in, n, out.data());
+  return out;
+}
 }  // namespace hex
 
 TraceId TraceId::FromHex(std::string_view h) {

@@ -1,15 +1,22 @@
-// W3C tracestate (Trace Context Level 2, "tracestate Header Field Values"):
+// W3C tracestate, as the Trace Context editor's draft (w3c/trace-context
+// main, spec/20-http_request_header_format.md, "tracestate Header Field
+// Values") has it; docs/tracing.md says which text we follow and why:
 //
 //   list        = list-member 0*31( OWS "," OWS list-member )
 //   list-member = (key "=" value) / OWS
-//   key         = simple-key / multi-tenant-key
-//   simple-key  = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-//   multi-tenant-key = tenant-id "@" system-id
-//   tenant-id   = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-//   system-id   = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+//   key         = ( lcalpha / DIGIT ) 0*255 ( keychar )
+//   keychar     = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
 //   value       = 0*255(chr) nblk-chr
 //   nblk-chr    = %x21-2B / %x2D-3C / %x3E-7E
 //   chr         = %x20 / nblk-chr
+//
+// The draft dropped Level 1's tenant@system key form (241 + 14 characters):
+// '@' is now an ordinary key character after the first. It also no longer
+// treats a repeated key as an invalid header ("only one entry per key is
+// allowed", but vendors MAY discard duplicates they did not generate; the
+// conformance suite accepts either keeping or dropping them). We keep the
+// first occurrence and drop the later ones, so a list never holds a key
+// twice and Get/Set stay unambiguous.
 
 #include "prism/tracing/trace_state.h"
 
@@ -24,25 +31,12 @@ using internal::IsOws;
 using internal::TrimOws;
 
 constexpr size_t kMaxKeySize = 256;
-constexpr size_t kMaxTenantSize = 241;
-constexpr size_t kMaxSystemSize = 14;
 constexpr size_t kMaxValueSize = 256;
 
 constexpr bool IsLcAlpha(char c) { return c >= 'a' && c <= 'z'; }
 constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool IsKeyChar(char c) {
-  return IsLcAlpha(c) || IsDigit(c) || c == '_' || c == '-' || c == '*' || c == '/';
-}
-
-// One key part: a first character (lcalpha, or also DIGIT for a tenant id)
-// followed by key characters, at most `max` in all.
-bool IsValidKeyPart(std::string_view s, size_t max, bool digit_first) {
-  if (s.empty() || s.size() > max) return false;
-  if (!IsLcAlpha(s[0]) && !(digit_first && IsDigit(s[0]))) return false;
-  for (size_t i = 1; i < s.size(); ++i) {
-    if (!IsKeyChar(s[i])) return false;
-  }
-  return true;
+  return IsLcAlpha(c) || IsDigit(c) || c == '_' || c == '-' || c == '*' || c == '/' || c == '@';
 }
 
 const std::vector<TraceState::Member>& EmptyMembers() {
@@ -50,10 +44,13 @@ const std::vector<TraceState::Member>& EmptyMembers() {
   return kEmpty;
 }
 
-// Splits `header` into members. Strict: returns false on the first invalid
-// member, repeated key or 33rd member. Lenient: drops those and goes on.
+// Splits `header` into members. A repeated key keeps its first occurrence
+// in both modes. Strict: returns false on the first invalid member or when
+// there are more than 32 key=value members (repeats count: they are list
+// members on the wire). Lenient: drops invalid members and stops at 32.
 bool ParseMembers(std::string_view header, bool strict, std::vector<TraceState::Member>& out) {
   size_t pos = 0;
+  size_t seen = 0;  // non-empty members, duplicates included
   while (pos <= header.size()) {
     size_t comma = header.find(',', pos);
     if (comma == std::string_view::npos) comma = header.size();
@@ -70,18 +67,16 @@ bool ParseMembers(std::string_view header, bool strict, std::vector<TraceState::
       value = member.substr(eq + 1);
       valid = TraceState::IsValidKey(key) && TraceState::IsValidValue(value);
     }
-    if (valid) {
-      valid = std::none_of(out.begin(), out.end(),
-                           [key](const TraceState::Member& m) { return m.key == key; });
-    }
     if (!valid) {
       if (strict) return false;
       continue;
     }
-    if (out.size() == TraceState::kMaxMembers) {
-      if (strict) return false;
-      break;
+    if (++seen > TraceState::kMaxMembers && strict) return false;
+    if (std::any_of(out.begin(), out.end(),
+                    [key](const TraceState::Member& m) { return m.key == key; })) {
+      continue;  // a later duplicate: dropped, the header is kept
     }
+    if (out.size() == TraceState::kMaxMembers) break;  // lenient only: strict failed above
     out.push_back({std::string(key), std::string(value)});
   }
   return true;
@@ -90,10 +85,9 @@ bool ParseMembers(std::string_view header, bool strict, std::vector<TraceState::
 }  // namespace
 
 bool TraceState::IsValidKey(std::string_view key) {
-  size_t at = key.find('@');
-  if (at == std::string_view::npos) return IsValidKeyPart(key, kMaxKeySize, false);
-  return IsValidKeyPart(key.substr(0, at), kMaxTenantSize, true) &&
-         IsValidKeyPart(key.substr(at + 1), kMaxSystemSize, false);
+  if (key.empty() || key.size() > kMaxKeySize) return false;
+  if (!IsLcAlpha(key[0]) && !IsDigit(key[0])) return false;
+  return std::all_of(key.begin() + 1, key.end(), IsKeyChar);
 }
 
 bool TraceState::IsValidValue(std::string_view value) {

@@ -104,6 +104,7 @@ TEST(Ids, HexMatchesPerCharacterReference) {
         hex::Encode(in.data(), n, out.data());
         const std::string want = reference_encode(in.data(), n);
         ASSERT_EQ(out, want) << "n=" << n << " v=" << v << " pos=" << pos;
+        ASSERT_EQ(hex::Encode(in.data(), n), want) << "string form, n=" << n;
         std::vector<uint8_t> back(n, 0);
         ASSERT_TRUE(hex::DecodeLower(want, back.data(), n)) << want;
         ASSERT_EQ(back, in) << want;

@@ -146,8 +146,15 @@ TEST(W3CTraceparent, ParseWithTracestate) {
       {kValid, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", true,
        "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "valid pair"},
       {kValid, "", true, "", "no tracestate"},
-      {kValid, "foo=1,foo=2", true, "", "invalid tracestate: dropped whole, traceparent kept"},
-      {kValid, "foo@=1,bar=2", true, "", "one invalid member drops the header"},
+      {kValid, "foo=1,BAR=2", true, "", "invalid tracestate: dropped whole, traceparent kept"},
+      {kValid, "@foo=1,bar=2", true, "", "one invalid member drops the header"},
+      // The editor's-draft key grammar: '@' anywhere after the first
+      // character, up to 256 characters; a repeated key keeps the header.
+      {kValid, "foo@=1,bar=2", true, "foo@=1,bar=2", "'@' last in a key"},
+      {kValid, "foo=1," + std::string(242, 't') + "@v=1", true,
+       "foo=1," + std::string(242, 't') + "@v=1", "242 x 't' + \"@v\": a 245-character key"},
+      {kValid, "foo=1,foo=1", true, "foo=1", "duplicate key: the first is kept"},
+      {kValid, "foo=1,foo=2", true, "foo=1", "duplicate key, other value: the first is kept"},
       {"ff" + kValid.substr(2), "foo=1", false, "", "invalid traceparent: no tracestate"},
   };
   for (const auto& c : cases) {
@@ -312,8 +319,20 @@ TEST(W3CTraceContextPropagator, ExtractTable) {
       {{{"traceparent", kValid}, {"tracestate", ""}}, true, "", "empty tracestate"},
       {{{"traceparent", kValid}, {"tracestate", "foo=1"}, {"tracestate", "foo=2"}},
        true,
-       "",
-       "duplicate key across fields: tracestate dropped"},
+       "foo=1",
+       "duplicate key across fields: the first is kept"},
+      {{{"traceparent", kValid}, {"tracestate", "foo=1,foo=1"}},
+       true,
+       "foo=1",
+       "duplicate key in one field: the first is kept"},
+      {{{"traceparent", kValid}, {"tracestate", "foo@=1,bar=2"}},
+       true,
+       "foo@=1,bar=2",
+       "'@' last in a key"},
+      {{{"traceparent", kValid}, {"tracestate", std::string(242, 't') + "@v=1,bar=2"}},
+       true,
+       std::string(242, 't') + "@v=1,bar=2",
+       "a 245-character key with '@'"},
       {{{"traceparent", kValid}, {"tracestate", "foo=1,BAR=2"}},
        true,
        "",
@@ -484,7 +503,6 @@ TEST(W3CCompositePropagator, InjectExtractFields) {
 }
 
 // ---- OTEL_PROPAGATORS -----------------------------------------------------------------
-
 
 TEST(W3CPropagatorFromEnvironment, Table) {
   const std::vector<std::string> kBoth{"traceparent", "tracestate", "baggage"};

@@ -1,5 +1,6 @@
-// TraceState: the W3C Trace Context Level 2 tracestate rules, one table per
-// rule of the grammar.
+// TraceState: the tracestate rules of the W3C Trace Context editor's draft
+// (key = ( lcalpha / DIGIT ) 0*255 ( keychar ), '@' a keychar; a repeated key
+// keeps its first occurrence), one table per rule of the grammar.
 
 #include "prism/tracing/trace_state.h"
 
@@ -12,7 +13,8 @@
 namespace prism::tracing {
 namespace {
 
-// Every character the key grammar allows, as the W3C test suite builds it.
+// Every character the key grammar allows but '@', as the W3C test suite
+// builds it.
 const std::string kAllKeyChars = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
 
 // Every character the value grammar allows (0x20-0x7E without ',' and '='),
@@ -42,36 +44,48 @@ struct KeyCase {
 
 TEST(W3CTraceStateKey, Grammar) {
   const KeyCase cases[] = {
-      {"a", true, "shortest simple-key"},
+      {"a", true, "shortest key"},
+      {"7", true, "a key may be one DIGIT"},
       {"foo", true, "lcalpha"},
       {"foo123", true, "DIGIT after the first character"},
-      {"f_-*/0", true, "every keychar"},
+      {"1foo", true, "a key may start with a DIGIT"},
+      {"f_-*/0@", true, "every keychar"},
       {kAllKeyChars, true, "the W3C suite's key_without_vendor"},
       {kAllKeyChars + "@a-z0-9_-*/", true, "the W3C suite's key_with_vendor"},
-      {std::string(256, 'z'), true, "simple-key of 256"},
-      {std::string(257, 'z'), false, "simple-key of 257"},
-      {"1foo", false, "simple-key must start with lcalpha"},
-      {"_foo", false, "simple-key must start with lcalpha"},
+      {std::string(256, 'z'), true, "key of 256"},
+      {std::string(257, 'z'), false, "key of 257"},
+      {"_foo", false, "must start with lcalpha or DIGIT"},
+      {"-foo", false, "must start with lcalpha or DIGIT"},
+      {"*foo", false, "must start with lcalpha or DIGIT"},
+      {"/foo", false, "must start with lcalpha or DIGIT"},
       {"Foo", false, "upper case"},
       {"FOO", false, "upper case"},
       {"foo.bar", false, "'.' is not a keychar"},
       {"foo bar", false, "space"},
       {"foo ", false, "trailing space"},
       {"foo=", false, "'='"},
+      {"foo\x7f", false, "DEL"},
       {"", false, "empty"},
-      {"fw529a3039@dt", true, "multi-tenant key"},
-      {"1tenant@sys", true, "tenant-id may start with a DIGIT"},
-      {"9@a", true, "shortest multi-tenant key"},
-      {std::string(241, 't') + "@" + std::string(14, 'v'), true, "tenant 241, system 14"},
-      {std::string(242, 't') + "@v", false, "tenant of 242"},
-      {"t@" + std::string(15, 'v'), false, "system of 15"},
-      {"t@1v", false, "system-id must start with lcalpha"},
-      {"_t@v", false, "tenant-id must start with lcalpha or DIGIT"},
-      {"foo@", false, "empty system-id"},
-      {"@foo", false, "empty tenant-id"},
-      {"foo@@bar", false, "two '@'"},
-      {"foo@bar@baz", false, "two '@'"},
-      {"foo@Bar", false, "upper case system-id"},
+      // '@' is a keychar anywhere after the first character (the Level 1
+      // tenant-id "@" system-id form and its 241/14 limits are gone).
+      {"fw529a3039@dt", true, "a Level 1 multi-tenant key is still valid"},
+      {"1tenant@sys", true, "DIGIT first, '@' inside"},
+      {"9@a", true, "short key with '@'"},
+      {"foo@", true, "'@' last"},
+      {"foo@@bar", true, "two '@' in a row"},
+      {"foo@bar@baz", true, "two '@'"},
+      {"t@1v", true, "DIGIT after '@'"},
+      {"t@_v", true, "'_' after '@'"},
+      {std::string(241, 't') + "@" + std::string(14, 'v'), true, "Level 1's longest, 256"},
+      {std::string(242, 't') + "@v", true, "242 before '@': 245 in all"},
+      {std::string(242, 't') + "@" + std::string(13, 'v'), true, "242 + '@' + 13 = 256"},
+      {"t@" + std::string(15, 'v'), true, "15 after '@'"},
+      {std::string(242, 't') + "@" + std::string(14, 'v'), false, "257 with '@'"},
+      {"@foo", false, "'@' first"},
+      {"@", false, "only '@'"},
+      {"_t@v", false, "'_' first"},
+      {"foo@Bar", false, "upper case after '@'"},
+      {"foo@b.r", false, "'.' after '@'"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(TraceState::IsValidKey(c.key), c.valid) << c.rule << ": \"" << c.key << "\"";
@@ -142,15 +156,21 @@ std::vector<ParseCase> ParseCases() {
       {"foo=1,", "foo=1", "foo=1", "trailing comma (combined with an empty field)"},
       {",foo=1", "foo=1", "foo=1", "leading comma"},
       {"foo=1, ,bar=2", "foo=1,bar=2", "foo=1,bar=2", "whitespace-only member between"},
-      {"foo=1,foo=1", std::nullopt, "foo=1", "duplicate key, same value"},
-      {"foo=1,foo=2", std::nullopt, "foo=1", "duplicate key"},
+      // A repeated key keeps the header: its first occurrence stays.
+      {"foo=1,foo=1", "foo=1", "foo=1", "duplicate key, same value"},
+      {"foo=1,foo=2", "foo=1", "foo=1", "duplicate key"},
+      {"foo=1,bar=2,baz=3,foo=4", "foo=1,bar=2,baz=3", "foo=1,bar=2,baz=3",
+       "duplicate key at the end"},
+      {"foo=1,bar=2,foo=3,bar=4", "foo=1,bar=2", "foo=1,bar=2", "two repeated keys"},
+      {"foo=1,foo=2,BAD=1", std::nullopt, "foo=1", "a duplicate and an invalid member"},
       {"foo =1", std::nullopt, "", "space before '='"},
       {"FOO=1", std::nullopt, "", "upper-case key"},
       {"foo.bar=1", std::nullopt, "", "'.' in key"},
-      {"foo@=1,bar=2", std::nullopt, "bar=2", "empty system-id"},
-      {"@foo=1,bar=2", std::nullopt, "bar=2", "empty tenant-id"},
-      {"foo@@bar=1,bar=2", std::nullopt, "bar=2", "two '@'"},
-      {"foo@bar@baz=1,bar=2", std::nullopt, "bar=2", "two '@'"},
+      {"foo@=1,bar=2", "foo@=1,bar=2", "foo@=1,bar=2", "'@' last in a key"},
+      {"@foo=1,bar=2", std::nullopt, "bar=2", "'@' first in a key"},
+      {"foo@@bar=1,bar=2", "foo@@bar=1,bar=2", "foo@@bar=1,bar=2", "two '@'"},
+      {"foo@bar@baz=1,bar=2", "foo@bar@baz=1,bar=2", "foo@bar@baz=1,bar=2", "two '@'"},
+      {"1foo=1", "1foo=1", "1foo=1", "DIGIT-first key"},
       {"foo=bar=baz", std::nullopt, "", "'=' in value"},
       {"foo=,bar=3", std::nullopt, "bar=3", "empty value"},
       {"foo", std::nullopt, "", "no '='"},
@@ -164,8 +184,12 @@ std::vector<ParseCase> ParseCases() {
        "foo=1," + std::string(241, 't') + "@" + std::string(14, 'v') + "=1",
        "foo=1," + std::string(241, 't') + "@" + std::string(14, 'v') + "=1",
        "tenant 241 and system 14"},
-      {"foo=1," + std::string(242, 't') + "@v=1", std::nullopt, "foo=1", "tenant of 242"},
-      {"foo=1,t@" + std::string(15, 'v') + "=1", std::nullopt, "foo=1", "system of 15"},
+      {"foo=1," + std::string(242, 't') + "@v=1", "foo=1," + std::string(242, 't') + "@v=1",
+       "foo=1," + std::string(242, 't') + "@v=1", "242 before '@' (Level 1 rejected it)"},
+      {"foo=1,t@" + std::string(15, 'v') + "=1", "foo=1,t@" + std::string(15, 'v') + "=1",
+       "foo=1,t@" + std::string(15, 'v') + "=1", "15 after '@' (Level 1 rejected it)"},
+      {"foo=1," + std::string(242, 't') + "@" + std::string(14, 'v') + "=1", std::nullopt, "foo=1",
+       "key with '@' of 257"},
       {"foo=" + std::string(256, 'v'), "foo=" + std::string(256, 'v'),
        "foo=" + std::string(256, 'v'), "value of 256"},
       {"foo=" + std::string(257, 'v'), std::nullopt, "", "value of 257"},
@@ -174,6 +198,9 @@ std::vector<ParseCase> ParseCases() {
       {Members(32), Members(32), Members(32), "32 members"},
       {Members(33), std::nullopt, Members(32), "33 members"},
       {Members(32) + ",,, ,", Members(32), Members(32), "32 members and empty ones"},
+      // Repeats are list members on the wire, so they count towards 32.
+      {Members(32) + ",k1=x", std::nullopt, Members(32), "32 members and a 33rd repeat"},
+      {Members(31) + ",k1=x", Members(31), Members(31), "31 members and a repeat"},
   };
   return cases;
 }
@@ -217,8 +244,8 @@ TEST(W3CTraceStateParse, CombinedHeaderFields) {
       {{"foo=1", ""}, "foo=1"},
       {{"", "foo=1"}, "foo=1"},
       {{"", ""}, ""},
-      {{"foo=1", "foo=1"}, std::nullopt},
-      {{"foo=1", "foo=2"}, std::nullopt},
+      {{"foo=1", "foo=1"}, "foo=1"},
+      {{"foo=1", "foo=2"}, "foo=1"},
       {{"foo=1", std::string(257, 'z') + "=1"}, std::nullopt},
       {{Members(30), "x=1,y=2"}, Members(30) + ",x=1,y=2"},
       {{Members(30), "x=1,y=2,z=3"}, std::nullopt},

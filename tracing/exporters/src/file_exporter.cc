@@ -178,10 +178,16 @@ class FileExporter : public SpanExporter {
 
 }  // namespace
 
-std::string FileExporterOptions::DefaultPath() {
+std::string DefaultDataDir() { return env::Get("PRISM_DATA_DIR").value_or("./.prism"); }
+
+std::string ResolveTraceFilePath(std::string_view configured, std::string_view data_dir) {
   if (auto p = env::Get("PRISM_TRACE_FILE")) return *p;
-  return kDefaultTraceFile;
+  if (!configured.empty()) return std::string(configured);
+  std::string dir = data_dir.empty() ? DefaultDataDir() : std::string(data_dir);
+  return dir + "/traces.jsonl";
 }
+
+std::string FileExporterOptions::DefaultPath() { return ResolveTraceFilePath(); }
 
 std::unique_ptr<SpanExporter> MakeFileExporter(FileExporterOptions options) {
   std::string path = options.path.empty() ? FileExporterOptions::DefaultPath() : options.path;

@@ -42,7 +42,7 @@ std::vector<std::unique_ptr<SpanProcessor>> ProcessorsFromEnvironment(
           BatchSpanProcessorOptions::FromEnvironment()));
     } else if (name == "file") {
       FileExporterOptions fo;
-      if (!env::Get("PRISM_TRACE_FILE")) fo.path = defaults.trace_file;
+      fo.path = ResolveTraceFilePath(defaults.trace_file);
       processors.push_back(std::make_unique<BatchSpanProcessor>(
           MakeFileExporter(fo), BatchSpanProcessorOptions::FromEnvironment()));
     } else if (name == "console") {

@@ -59,10 +59,42 @@ TEST(FileExporterTest, AppendsOneRequestPerLineAndCreatesDirectories) {
 }
 
 TEST(FileExporterTest, PathFromEnvironment) {
+  testing::ScopedEnv d("PRISM_DATA_DIR", nullptr);
   testing::ScopedEnv e("PRISM_TRACE_FILE", "/tmp/x/y.jsonl");
   EXPECT_EQ(FileExporterOptions::DefaultPath(), "/tmp/x/y.jsonl");
   testing::ScopedEnv u("PRISM_TRACE_FILE", nullptr);
   EXPECT_EQ(FileExporterOptions::DefaultPath(), "./.prism/traces.jsonl");
+  testing::ScopedEnv dd("PRISM_DATA_DIR", "/var/lib/prism");
+  EXPECT_EQ(FileExporterOptions::DefaultPath(), "/var/lib/prism/traces.jsonl");
+}
+
+// The one trace-file path rule (ResolveTraceFilePath), every step of it.
+TEST(FileExporterTest, TraceFilePathRule) {
+  struct Case {
+    const char* trace_file_env;  // nullptr: unset
+    const char* data_dir_env;
+    const char* configured;
+    const char* data_dir;
+    std::string want;
+    const char* rule;
+  } cases[] = {
+      {nullptr, nullptr, "", "", "./.prism/traces.jsonl", "nothing set"},
+      {"", "", "", "", "./.prism/traces.jsonl", "empty variables are unset"},
+      {nullptr, "/srv/p", "", "", "/srv/p/traces.jsonl", "$PRISM_DATA_DIR"},
+      {nullptr, "/srv/p", "", "/d", "/d/traces.jsonl", "data_dir beats $PRISM_DATA_DIR"},
+      {nullptr, nullptr, "", "rel", "rel/traces.jsonl", "relative data_dir kept"},
+      {nullptr, "/srv/p", "/c/t.jsonl", "/d", "/c/t.jsonl", "configured beats the data dir"},
+      {"/e/t.jsonl", "/srv/p", "/c/t.jsonl", "/d", "/e/t.jsonl", "$PRISM_TRACE_FILE beats all"},
+      {"/e/t.jsonl", nullptr, "", "", "/e/t.jsonl", "$PRISM_TRACE_FILE alone"},
+  };
+  for (const auto& c : cases) {
+    testing::ScopedEnv t("PRISM_TRACE_FILE", c.trace_file_env);
+    testing::ScopedEnv d("PRISM_DATA_DIR", c.data_dir_env);
+    EXPECT_EQ(ResolveTraceFilePath(c.configured, c.data_dir), c.want) << c.rule;
+  }
+  testing::ScopedEnv t("PRISM_TRACE_FILE", nullptr);
+  testing::ScopedEnv d("PRISM_DATA_DIR", "/srv/p");
+  EXPECT_EQ(DefaultDataDir(), "/srv/p");
 }
 
 // Forks `procs` writers; each exports `lines` lines of `spans` spans (with a

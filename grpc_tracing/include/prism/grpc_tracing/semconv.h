@@ -9,6 +9,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,12 @@ struct Endpoint {
 // "dns:///db.example:50051" -> {"db.example", 50051}, "127.0.0.1:6051",
 // "[::1]:6051", "ipv4:10.0.0.1:80", "unix-abstract:name".
 Endpoint ParseTarget(std::string_view target);
+// A HOST:PORT address as a listen or dial address must be: "host:port",
+// "[v6]:port", after an optional "dns:", "dns:///", "ipv4:" or "ipv6:"
+// scheme, with a non-empty host and a port of 1-5 digits in 0..65535.
+// nullopt for anything else (no port, a bad port, a bare IPv6 address, a
+// Unix socket). The strict form of ParseTarget, for validating input.
+std::optional<Endpoint> ParseHostPort(std::string_view address);
 // From ServerContext::peer() / ClientContext::peer(): "ipv4:127.0.0.1:5555",
 // "ipv6:[::1]:5555", "unix:/path" (or "unix:" for an unnamed client socket).
 Endpoint ParsePeer(std::string_view peer);

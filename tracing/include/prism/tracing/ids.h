@@ -61,11 +61,15 @@ class SpanId {
 TraceId GenerateTraceId();
 SpanId GenerateSpanId();
 
-// Hex helpers shared by the propagators and exporters.
+// The one lower-case hex codec of the code base: propagators, exporters,
+// the CLI and the proxy's token hashes all use it.
 namespace hex {
 // Decodes `2*n` lower-case hex chars into n bytes. Returns false on any other char.
 bool DecodeLower(std::string_view in, uint8_t* out, size_t n);
+// Writes 2*n lower-case hex chars to `out` (no terminator).
 void Encode(const uint8_t* in, size_t n, char* out);
+// The same, as a string.
+std::string Encode(const uint8_t* in, size_t n);
 }  // namespace hex
 
 }  // namespace prism::tracing

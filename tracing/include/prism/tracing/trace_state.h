@@ -27,10 +27,14 @@ class TraceState {
   static TraceState Parse(std::string_view header);
   // The all-or-nothing form the W3C propagator uses (what the W3C Trace
   // Context test suite requires at its strict level): nullopt when any
-  // non-empty member is invalid, a key repeats, or there are more than 32
-  // members. Empty and whitespace-only members are allowed and skipped.
+  // non-empty member is invalid or there are more than 32 members. A
+  // repeated key does not invalidate the header (the editor's draft): its
+  // first occurrence is kept and the later ones are dropped. Empty and
+  // whitespace-only members are allowed and skipped.
   static std::optional<TraceState> ParseStrict(std::string_view header);
 
+  // The editor's-draft key grammar: a lcalpha or DIGIT, then up to 255 of
+  // lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@".
   static bool IsValidKey(std::string_view key);
   static bool IsValidValue(std::string_view value);
 

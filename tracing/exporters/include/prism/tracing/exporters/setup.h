@@ -8,8 +8,8 @@
 //
 // OTEL_TRACES_EXPORTER (comma list, default ExporterDefaults::traces_exporter):
 //   otlp    -> BatchSpanProcessor(OTLP exporter from OTEL_EXPORTER_OTLP_*)
-//   file    -> BatchSpanProcessor(trace file exporter, $PRISM_TRACE_FILE or
-//              ./.prism/traces.jsonl)
+//   file    -> BatchSpanProcessor(trace file exporter, at
+//              ResolveTraceFilePath(ExporterDefaults::trace_file))
 //   console -> SimpleSpanProcessor(console exporter, stderr)
 //   none    -> nothing
 // Unknown names are logged and skipped. Batch processors read OTEL_BSP_*.
@@ -39,7 +39,8 @@ struct ExporterDefaults {
   // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (the proxy's embedded default:
   // "file", plus OTLP when an endpoint is configured).
   bool add_otlp_when_endpoint_set = false;
-  // Trace file path when PRISM_TRACE_FILE is unset (empty: ./.prism/traces.jsonl).
+  // Trace file path when PRISM_TRACE_FILE is unset (empty: the data
+  // directory's traces.jsonl); see ResolveTraceFilePath in file_exporter.h.
   std::string trace_file;
   // Install the provider as the global one (SetGlobalTracerProvider).
   bool set_global = true;
