@@ -155,13 +155,16 @@ def main():
             continue  # e.g. a function's ${target}; top-level helpers
         target = args[0]
         row = owner[target]
-        dirs, patterns, any_external = (test_rules if is_test(target) else rules)[row]
+        # A function's ${name} target in tests/ is a test program (its name
+        # is a parameter this script cannot resolve).
+        test_target = is_test(target) or (target.startswith("${") and row == "tests")
+        dirs, patterns, any_external = (test_rules if test_target else rules)[row]
         for lib in args[1:]:
             if lib in KEYWORDS or lib.startswith("$") or lib.startswith("-"):
                 continue
             checked += 1
             if lib in owner:
-                ok = owner[lib] in dirs and (is_test(target) or not is_test(lib))
+                ok = owner[lib] in dirs and (test_target or not is_test(lib))
             else:
                 ok = any_external or any(re.fullmatch(p, lib) for p in patterns)
             if not ok:

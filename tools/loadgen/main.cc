@@ -248,6 +248,7 @@ int main(int argc, char** argv) {
   uint64_t errors = s.errors.load();
   if (o.json) {
     nlohmann::json j = {{"addr", o.addr},
+                        {"op", o.op},
                         {"concurrency", o.concurrency},
                         {"channels", o.channels},
                         {"duration_s", o.duration_s},
