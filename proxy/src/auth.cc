@@ -7,30 +7,20 @@
 
 #include <cctype>
 
+#include "prism/tracing/ids.h"
+
 namespace prism::proxy {
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  static const char* kHex = "0123456789abcdef";
-  std::string out(2 * SHA256_DIGEST_LENGTH, '0');
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
-    out[2 * i] = kHex[digest[i] >> 4];
-    out[2 * i + 1] = kHex[digest[i] & 15];
-  }
-  return out;
+  return prism::tracing::hex::Encode(digest, sizeof digest);
 }
 
 std::string GenerateToken() {
   unsigned char bytes[32];
   if (RAND_bytes(bytes, sizeof bytes) != 1) return {};
-  static const char* kHex = "0123456789abcdef";
-  std::string out = "prism_";
-  for (unsigned char b : bytes) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
+  return "prism_" + prism::tracing::hex::Encode(bytes, sizeof bytes);
 }
 
 std::optional<std::string_view> ParseBearer(std::string_view header) {

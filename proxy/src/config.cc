@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "prism/tracing/exporters/file_exporter.h"
+
 namespace prism::proxy {
 namespace {
 
@@ -417,11 +419,7 @@ absl::Status ParseLimits(const Parser& p, const YAML::Node& node, LimitsConfig& 
 
 }  // namespace
 
-std::string DefaultDataDir() {
-  const char* d = std::getenv("PRISM_DATA_DIR");
-  if (d && *d) return d;
-  return "./.prism";
-}
+std::string DefaultDataDir() { return prism::tracing::DefaultDataDir(); }
 
 std::string RightsToString(uint8_t rights) {
   if ((rights & (kRead | kWrite)) == (kRead | kWrite)) return "read,write";

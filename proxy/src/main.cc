@@ -23,6 +23,7 @@
 #include "log.h"
 #include "plugins.h"
 #include "preflight.h"
+#include "prism/grpc_tracing/semconv.h"
 #include "prism/plugin/limits.h"
 #include "prism/tracing/adaptive.h"
 #include "prism/tracing/exporters/file_exporter.h"
@@ -78,19 +79,6 @@ void WarnIfShared(const std::string& dir, const char* what) {
   LogWarn(std::string(what) + " '" + dir + "' is accessible by other users (mode " + mode +
           "); the proxy creates its files there 0600, but run 'chmod 700 " + dir +
           "' to keep file names and older files private");
-}
-
-// Host and port of a listen address (for printing and span attributes).
-void SplitHostPort(const std::string& addr, std::string& host, int& port) {
-  host = addr;
-  port = 0;
-  if (addr.rfind("unix:", 0) == 0) return;
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return;
-  if (addr.find(']') != std::string::npos && colon < addr.find(']')) return;
-  host = addr.substr(0, colon);
-  port = std::atoi(addr.c_str() + colon + 1);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
 }
 
 }  // namespace
@@ -191,14 +179,10 @@ int main(int argc, char** argv) {
               << "': " << ec.message() << "\n";
     return kExitFailure;
   }
-  fs::path trace_file;
-  if (config.tracing.trace_file && !std::getenv("PRISM_TRACE_FILE")) {
-    trace_file = *config.tracing.trace_file;
-  } else if (const char* t = std::getenv("PRISM_TRACE_FILE"); t && *t) {
-    trace_file = t;
-  } else {
-    trace_file = fs::path(config.data_dir) / "traces.jsonl";
-  }
+  // The one trace-file rule (PRISM_TRACE_FILE, tracing.trace_file, the data
+  // directory), shared with the plugins and the CLI.
+  fs::path trace_file = prism::tracing::ResolveTraceFilePath(
+      config.tracing.trace_file.value_or(""), config.data_dir);
   trace_file = fs::absolute(trace_file, ec);
   // Plugins inherit the environment: they append to the same trace file.
   setenv("PRISM_TRACE_FILE", trace_file.c_str(), 1);
@@ -311,9 +295,11 @@ int main(int argc, char** argv) {
   }
 
   // ---- server
-  std::string host;
-  int port = 0;
-  SplitHostPort(config.listen, host, port);
+  // Host and port of the listen address, for the banner and the SERVER
+  // spans' server.address/port (a Unix socket: its path, port 0).
+  const prism::grpc_tracing::Endpoint listen_at = prism::grpc_tracing::ParseTarget(config.listen);
+  const std::string& host = listen_at.address;
+  const int port = listen_at.port;
   ServiceOptions sopts;
   sopts.listen_host = host;
   sopts.listen_port = port;
