@@ -17,6 +17,18 @@ namespace pt = prism::tracing;
 
 namespace {
 
+// The RPC start attributes of a prism.v1.KeyValue/Get span (room for 16).
+pt::Attributes RpcAttributes(const char* server_address) {
+  pt::Attributes a;
+  a.reserve(16);
+  pt::AppendString(a, "rpc.system", "grpc");
+  pt::AppendString(a, "rpc.system.name", "grpc");
+  pt::AppendString(a, "rpc.service", "prism.v1.KeyValue");
+  pt::AppendString(a, "rpc.method", "Get");
+  pt::AppendString(a, "server.address", server_address);
+  return a;
+}
+
 std::unique_ptr<pt::TracerProvider> MakeProvider(std::unique_ptr<pt::Sampler> sampler,
                                                  bool disabled = false) {
   pt::TracerProviderOptions o;
@@ -94,12 +106,7 @@ void BM_RpcServerSpanShape(benchmark::State& state) {
   for (auto _ : state) {
     pt::StartSpanOptions o;
     o.kind = pt::SpanKind::kServer;
-    o.attributes.reserve(16);
-    pt::AppendString(o.attributes, "rpc.system", "grpc");
-    pt::AppendString(o.attributes, "rpc.system.name", "grpc");
-    pt::AppendString(o.attributes, "rpc.service", "prism.v1.KeyValue");
-    pt::AppendString(o.attributes, "rpc.method", "Get");
-    pt::AppendString(o.attributes, "server.address", "127.0.0.1");
+    o.attributes = RpcAttributes("127.0.0.1");
     pt::AppendInt(o.attributes, "server.port", 7070);
     pt::Span span = tracer.StartSpan("prism.v1.KeyValue/Get", std::move(o));
     span.SetAttribute("network.peer.address", "127.0.0.1");
@@ -190,12 +197,7 @@ void BM_ProxyRequestShape(benchmark::State& state) {
     pt::StartSpanOptions o;
     o.kind = pt::SpanKind::kServer;
     o.root = true;
-    o.attributes.reserve(16);
-    pt::AppendString(o.attributes, "rpc.system", "grpc");
-    pt::AppendString(o.attributes, "rpc.system.name", "grpc");
-    pt::AppendString(o.attributes, "rpc.service", "prism.v1.KeyValue");
-    pt::AppendString(o.attributes, "rpc.method", "Get");
-    pt::AppendString(o.attributes, "server.address", "127.0.0.1");
+    o.attributes = RpcAttributes("127.0.0.1");
     pt::AppendInt(o.attributes, "server.port", 7070);
     pt::AppendString(o.attributes, "network.peer.address", "127.0.0.1");
     pt::AppendInt(o.attributes, "network.peer.port", 51234);
@@ -222,12 +224,7 @@ void BM_ProxyRequestShape(benchmark::State& state) {
       pt::StartSpanOptions c;
       c.kind = pt::SpanKind::kClient;
       c.parent = server.context();
-      c.attributes.reserve(16);
-      pt::AppendString(c.attributes, "rpc.system", "grpc");
-      pt::AppendString(c.attributes, "rpc.system.name", "grpc");
-      pt::AppendString(c.attributes, "rpc.service", "prism.v1.KeyValue");
-      pt::AppendString(c.attributes, "rpc.method", "Get");
-      pt::AppendString(c.attributes, "server.address", "/run/prism-proxy-x/0.sock");
+      c.attributes = RpcAttributes("/run/prism-proxy-x/0.sock");
       pt::AppendString(c.attributes, "prism.plugin", plugin);
       pt::Span client = tracer.StartSpan("prism.v1.KeyValue/Get", std::move(c));
       client.SetAttribute("rpc.grpc.status_code", int64_t{0});

@@ -246,9 +246,10 @@ struct AdaptiveSampling::State {
   std::unique_ptr<SpanProcessor> next;
   std::array<Shard, kShards> shards;
 
-  std::atomic<uint64_t> traces{0}, kept_parent{0}, kept_ratio{0}, kept_error{0}, kept_slow{0},
-      kept_trigger{0}, dropped{0}, evicted{0}, evicted_spans{0}, timed_out{0}, late_kept{0},
-      late_dropped{0}, unmatched_keeps{0};
+  // Kept traces by reason (indexed by SamplingReason).
+  std::array<std::atomic<uint64_t>, 5> kept{};
+  std::atomic<uint64_t> traces{0}, kept_trigger{0}, dropped{0}, evicted{0}, evicted_spans{0},
+      timed_out{0}, late_kept{0}, late_dropped{0}, unmatched_keeps{0};
   std::atomic<int64_t> buffered_bytes{0}, buffered_spans{0};
   std::atomic<uint64_t> peak_bytes{0};
   std::atomic<bool> shut_down{false};
@@ -262,26 +263,7 @@ struct AdaptiveSampling::State {
   int64_t Now() const { return options.steady_now_ns(); }
 
   void CountKept(SamplingReason r, bool trigger) {
-    if (trigger) {
-      kept_trigger.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    switch (r) {
-      case SamplingReason::kError:
-        kept_error.fetch_add(1, std::memory_order_relaxed);
-        break;
-      case SamplingReason::kSlow:
-        kept_slow.fetch_add(1, std::memory_order_relaxed);
-        break;
-      case SamplingReason::kParent:
-        kept_parent.fetch_add(1, std::memory_order_relaxed);
-        break;
-      case SamplingReason::kRatio:
-        kept_ratio.fetch_add(1, std::memory_order_relaxed);
-        break;
-      case SamplingReason::kNone:
-        break;
-    }
+    (trigger ? kept_trigger : kept[static_cast<size_t>(r)]).fetch_add(1, std::memory_order_relaxed);
   }
 
   void Unbuffer(const Entry& e) {
@@ -620,7 +602,7 @@ class AdaptiveSampler final : public Sampler {
       s_->traces.fetch_add(1, std::memory_order_relaxed);
       if (p.parent.IsSampled()) {
         r.decision = SamplingDecision::kRecordAndSample;
-        s_->kept_parent.fetch_add(1, std::memory_order_relaxed);
+        s_->CountKept(SamplingReason::kParent, false);
         if (head) r.attributes.emplace_back(kSamplingReasonKey, std::string("parent"));
         return r;
       }
@@ -638,7 +620,7 @@ class AdaptiveSampler final : public Sampler {
     if (keep) {
       r.decision = SamplingDecision::kRecordAndSample;
       r.trace_state = cs::WithThreshold(parent_state, s_->threshold);
-      s_->kept_ratio.fetch_add(1, std::memory_order_relaxed);
+      s_->CountKept(SamplingReason::kRatio, false);
       if (head) r.attributes.emplace_back(kSamplingReasonKey, std::string("ratio"));
       return r;
     }
@@ -731,10 +713,10 @@ AdaptiveCounters AdaptiveSampling::Counters() const {
   AdaptiveCounters c;
   auto r = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   c.traces = r(s.traces);
-  c.kept_parent = r(s.kept_parent);
-  c.kept_ratio = r(s.kept_ratio);
-  c.kept_error = r(s.kept_error);
-  c.kept_slow = r(s.kept_slow);
+  c.kept_parent = r(s.kept[static_cast<size_t>(SamplingReason::kParent)]);
+  c.kept_ratio = r(s.kept[static_cast<size_t>(SamplingReason::kRatio)]);
+  c.kept_error = r(s.kept[static_cast<size_t>(SamplingReason::kError)]);
+  c.kept_slow = r(s.kept[static_cast<size_t>(SamplingReason::kSlow)]);
   c.kept_trigger = r(s.kept_trigger);
   c.dropped = r(s.dropped);
   c.evicted = r(s.evicted);
