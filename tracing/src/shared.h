@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <ctime>
+#include <limits>
 #include <memory>
 
 #include "prism/tracing/adaptive.h"
@@ -57,6 +58,24 @@ inline uint64_t KeyBit(std::string_view key) {
   const auto last = static_cast<unsigned char>(key.back());
   const auto middle = static_cast<unsigned char>(key[key.size() / 2]);
   return uint64_t{1} << ((key.size() * 7 + last * 3 + middle) & 63);
+}
+
+// True when no string value in `attrs` is longer than `max`: such a list
+// needs no truncation, so a span may take it as it is (the fast paths of
+// Tracer::Start and Span::SetAttributes). The proxy runs with a 4096-byte
+// value limit, and its attributes are short.
+inline bool ValuesWithin(const Attributes& attrs, uint32_t max) {
+  if (max == std::numeric_limits<uint32_t>::max()) return true;
+  for (const auto& kv : attrs) {
+    if (const auto* s = std::get_if<std::string>(&kv.value)) {
+      if (s->size() > max) return false;
+    } else if (const auto* v = std::get_if<std::vector<std::string>>(&kv.value)) {
+      for (const auto& e : *v) {
+        if (e.size() > max) return false;
+      }
+    }
+  }
+  return true;
 }
 
 // The KeyBit filter of a whole list. Defined in span.cc.

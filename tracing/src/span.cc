@@ -100,7 +100,7 @@ void Span::SetAttributes(Attributes attributes) {
   if (!data_) return;
   const SpanLimits& l = tracer_->provider->limits;
   if (data_->attributes.empty() && attributes.size() <= l.attribute_count &&
-      l.attribute_value_length == std::numeric_limits<uint32_t>::max()) {
+      internal::ValuesWithin(attributes, l.attribute_value_length)) {
     // Same rules as one by one: empty keys dropped, a repeated key keeps its
     // first position and its last value.
     uint64_t bits = 0;

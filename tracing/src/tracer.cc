@@ -61,8 +61,9 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
   const SpanLimits& limits = provider.limits;
   uint64_t key_bits = 0;  // the span's KeyBit filter, built with its attributes
   if (options.attributes.size() + result.attributes.size() <= limits.attribute_count &&
-      limits.attribute_value_length == std::numeric_limits<uint32_t>::max() &&
-      result.attributes.empty()) {
+      result.attributes.empty() &&
+      (limits.attribute_value_length == std::numeric_limits<uint32_t>::max() ||
+       internal::ValuesWithin(options.attributes, limits.attribute_value_length))) {
     data->attributes = std::move(options.attributes);  // common case: nothing to check
     key_bits = internal::KeyBits(data->attributes);
   } else {

@@ -182,6 +182,36 @@ TEST(Span, SetAttributesFollowsTheOneByOneRules) {
   EXPECT_EQ(s.attributes[2].key, "c");
 }
 
+// With a value-length limit, lists whose values all fit take the fast path
+// and the others are truncated: the result is the same either way.
+TEST(Span, ValueLengthLimitAtTheBoundaryOnEveryPath) {
+  InMemorySpanRecorder rec;
+  SpanLimits limits;
+  limits.attribute_value_length = 4;
+  auto provider = RecordingProvider(rec, nullptr, limits);
+  {
+    StartSpanOptions fits;
+    fits.attributes = {{"a", std::string("abcd")}, {"l", std::vector<std::string>{"wxyz"}}};
+    Span s1 = provider->GetTracer("t").StartSpan("fits", std::move(fits));
+    s1.SetAttribute("x", 1);
+    StartSpanOptions over;
+    over.attributes = {{"a", std::string("abcde")}, {"l", std::vector<std::string>{"vwxyz"}}};
+    Span s2 = provider->GetTracer("t").StartSpan("over", std::move(over));
+    Span s3 = provider->GetTracer("t").StartSpan("set");
+    s3.SetAttributes({{"a", std::string("abcd")}, {"b", std::string("abcde")}});
+  }
+  auto fits = rec.SpansNamed("fits").at(0);
+  EXPECT_EQ(std::get<std::string>(*fits.FindAttribute("a")), "abcd");
+  EXPECT_EQ(std::get<std::vector<std::string>>(*fits.FindAttribute("l"))[0], "wxyz");
+  EXPECT_EQ(std::get<int64_t>(*fits.FindAttribute("x")), 1);
+  auto over = rec.SpansNamed("over").at(0);
+  EXPECT_EQ(std::get<std::string>(*over.FindAttribute("a")), "abcd");
+  EXPECT_EQ(std::get<std::vector<std::string>>(*over.FindAttribute("l"))[0], "vwxy");
+  auto set = rec.SpansNamed("set").at(0);
+  EXPECT_EQ(std::get<std::string>(*set.FindAttribute("a")), "abcd");
+  EXPECT_EQ(std::get<std::string>(*set.FindAttribute("b")), "abcd");
+}
+
 TEST(Span, SetAttributesHonoursLimits) {
   InMemorySpanRecorder rec;
   SpanLimits limits;
