@@ -183,6 +183,10 @@ class SamplingService final : public prism::v1::Sampling::Service {
       if (t.trace_id().size() != prism::tracing::TraceId::kSize) {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "trace_id must be 16 bytes");
       }
+      if (t.trace_id().find_first_not_of('\0') == std::string::npos) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "trace_id must not be all zero (an invalid trace id)");
+      }
       auto reason = prism::tracing::ParseSamplingReason(t.reason());
       if (!reason) {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

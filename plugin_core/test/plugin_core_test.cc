@@ -12,6 +12,7 @@
 #include "prism/plugin/validation.h"
 #include "prism/tracing/in_memory_recorder.h"
 #include "prism/v1/kv.grpc.pb.h"
+#include "prism/v1/sampling.grpc.pb.h"
 #include "testing.h"
 
 namespace prism::plugin {
@@ -193,6 +194,81 @@ TEST(Serve, BadFlagsExitWithCode2) {
   EXPECT_EQ(q.Wait(10s), 1);
   err = testing::ReadFile(dir + "/stderr2");
   EXPECT_NE(err.find("--delay-ms 'abc': expected an integer"), std::string::npos) << err;
+}
+
+// prism.v1.Sampling/Keep, served by every plugin: bad requests get
+// INVALID_ARGUMENT with what is wrong; a good one is accepted by a plugin
+// running adaptive sampling and ignored (accepted 0) by one that is not.
+TEST(Serve, SamplingKeepValidatesAndReachesTheAdaptiveBuffer) {
+  for (bool adaptive : {false, true}) {
+    SCOPED_TRACE(adaptive ? "prism_adaptive" : "default sampler");
+    std::string dir = testing::MakeTempDir("prism-plugin-core-");
+    std::string target = "unix://" + dir + "/slow.sock";
+    testing::ChildProcess p(
+        PRISM_SLOW_PLUGIN, {"--listen", target},
+        {"OTEL_TRACES_EXPORTER=none",
+         std::string("OTEL_TRACES_SAMPLER=") + (adaptive ? "prism_adaptive" : "always_on")},
+        dir + "/stderr");
+    ASSERT_TRUE(testing::WaitServing(target, 20s)) << testing::ReadFile(dir + "/stderr");
+    auto stub = prism::v1::Sampling::NewStub(
+        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    auto keep = [&](const prism::v1::KeepRequest& req, prism::v1::KeepResponse* resp) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+      return stub->Keep(&ctx, req, resp);
+    };
+    struct Bad {
+      std::string trace_id, reason;
+      int count;
+      const char* message;
+    } bad[] = {
+        {std::string(15, 'x'), "error", 1, "trace_id must be 16 bytes"},
+        {std::string(17, 'x'), "slow", 1, "trace_id must be 16 bytes"},
+        {std::string(16, '\0'), "error", 1, "trace_id must not be all zero (an invalid trace id)"},
+        {std::string(16, 'x'), "often", 1, "reason must be error, slow, ratio or parent"},
+        {std::string(16, 'x'), "slow", 1001, "at most 1000 traces per Keep call"},
+    };
+    for (const auto& b : bad) {
+      prism::v1::KeepRequest req;
+      for (int i = 0; i < b.count; ++i) {
+        auto* t = req.add_traces();
+        t->set_trace_id(b.trace_id);
+        t->set_reason(b.reason);
+      }
+      prism::v1::KeepResponse resp;
+      grpc::Status st = keep(req, &resp);
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << b.message;
+      EXPECT_EQ(st.error_message(), b.message);
+    }
+    prism::v1::KeepRequest good;
+    for (int i = 0; i < 1000; ++i) {
+      auto* t = good.add_traces();
+      std::string id(16, '\0');
+      id[0] = 1;  // never all zero
+      id[15] = static_cast<char>(i & 0xff);
+      id[14] = static_cast<char>(i >> 8);
+      t->set_trace_id(id);
+      t->set_reason(i % 2 ? "slow" : "error");
+    }
+    prism::v1::KeepResponse resp;
+    grpc::Status st = keep(good, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(resp.accepted(), adaptive ? 1000u : 0u);
+    // The counters, on SIGUSR1: the plugin now expects those traces' spans.
+    p.Signal(SIGUSR1);
+    std::string log;
+    for (int i = 0; i < 100; ++i) {
+      std::this_thread::sleep_for(20ms);
+      log = testing::ReadFile(dir + "/stderr");
+      if (log.find("adaptive sampling") != std::string::npos) break;
+    }
+    EXPECT_NE(log.find(adaptive ? "kept(parent=0 ratio=0 error=0 slow=0 trigger=1000)"
+                                : "adaptive sampling is off"),
+              std::string::npos)
+        << log;
+    p.Signal(SIGTERM);
+    EXPECT_EQ(p.Wait(10s), 0);
+  }
 }
 
 // N concurrent slow calls are in flight when SIGTERM arrives: every one
