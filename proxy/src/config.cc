@@ -11,8 +11,6 @@
 #include <set>
 #include <sstream>
 
-#include "prism/tracing/exporters/file_exporter.h"
-
 namespace prism::proxy {
 namespace {
 
@@ -419,7 +417,14 @@ absl::Status ParseLimits(const Parser& p, const YAML::Node& node, LimitsConfig& 
 
 }  // namespace
 
-std::string DefaultDataDir() { return prism::tracing::DefaultDataDir(); }
+// The same rule as prism::tracing::DefaultDataDir (tracing/exporters), kept
+// here because config.cc is also built into the proxy's fuzz target, which
+// links the SDK core only.
+std::string DefaultDataDir() {
+  const char* d = std::getenv("PRISM_DATA_DIR");
+  if (d && *d) return d;
+  return "./.prism";
+}
 
 std::string RightsToString(uint8_t rights) {
   if ((rights & (kRead | kWrite)) == (kRead | kWrite)) return "read,write";
