@@ -78,8 +78,12 @@ inline bool ValuesWithin(const Attributes& attrs, uint32_t max) {
   return true;
 }
 
-// The KeyBit filter of a whole list. Defined in span.cc.
-uint64_t KeyBits(const Attributes& attrs);
+// Makes `attrs` canonical by the rules PutAttribute applies one by one
+// (empty keys dropped; a repeated key keeps its first position and its last
+// value) and returns its KeyBit filter. Every path that takes a whole list
+// at once (Tracer::Start, Span::SetAttributes) goes through it. Defined in
+// span.cc.
+uint64_t Canonicalize(Attributes& attrs);
 
 // Adds or replaces `key` in `attrs`, honouring the count and value-length
 // limits; what does not fit is counted in `dropped`. With `key_bits` (the

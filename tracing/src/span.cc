@@ -54,10 +54,25 @@ void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint
   if (key_bits != nullptr) *key_bits |= bit;
 }
 
-uint64_t KeyBits(const Attributes& attrs) {
+uint64_t Canonicalize(Attributes& attrs) {
   uint64_t bits = 0;
-  for (const auto& kv : attrs) {
-    if (!kv.key.empty()) bits |= KeyBit(kv.key.view());
+  for (size_t i = 0; i < attrs.size(); ++i) {
+    bool drop = attrs[i].key.empty();
+    if (!drop) {
+      const uint64_t bit = KeyBit(attrs[i].key.view());
+      // A clear bit proves the key is new; a set one may be a collision of
+      // two different keys, so compare before merging.
+      if (bits & bit) {
+        for (size_t j = 0; j < i && !drop; ++j) {
+          if (attrs[j].key == attrs[i].key) {
+            attrs[j].value = std::move(attrs[i].value);
+            drop = true;
+          }
+        }
+      }
+      bits |= bit;
+    }
+    if (drop) attrs.erase(attrs.begin() + static_cast<std::ptrdiff_t>(i--));
   }
   return bits;
 }
@@ -101,27 +116,8 @@ void Span::SetAttributes(Attributes attributes) {
   const SpanLimits& l = tracer_->provider->limits;
   if (data_->attributes.empty() && attributes.size() <= l.attribute_count &&
       internal::ValuesWithin(attributes, l.attribute_value_length)) {
-    // Same rules as one by one: empty keys dropped, a repeated key keeps its
-    // first position and its last value.
-    uint64_t bits = 0;
-    for (size_t i = 0; i < attributes.size(); ++i) {
-      bool drop = attributes[i].key.empty();
-      if (!drop) {
-        const uint64_t bit = internal::KeyBit(attributes[i].key.view());
-        if (bits & bit) {
-          for (size_t j = 0; j < i && !drop; ++j) {
-            if (attributes[j].key == attributes[i].key) {
-              attributes[j].value = std::move(attributes[i].value);
-              drop = true;
-            }
-          }
-        }
-        bits |= bit;
-      }
-      if (drop) attributes.erase(attributes.begin() + static_cast<std::ptrdiff_t>(i--));
-    }
+    key_bits_ = internal::Canonicalize(attributes);
     data_->attributes = std::move(attributes);
-    key_bits_ = bits;
     return;
   }
   for (auto& kv : attributes) {

@@ -64,8 +64,11 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
       result.attributes.empty() &&
       (limits.attribute_value_length == std::numeric_limits<uint32_t>::max() ||
        internal::ValuesWithin(options.attributes, limits.attribute_value_length))) {
-    data->attributes = std::move(options.attributes);  // common case: nothing to check
-    key_bits = internal::KeyBits(data->attributes);
+    // Common case: nothing to truncate or drop for the limits, so the list is
+    // taken as it is once its keys are canonical (the rules PutAttribute
+    // applies one by one).
+    key_bits = internal::Canonicalize(options.attributes);
+    data->attributes = std::move(options.attributes);
   } else {
     for (Attributes* list : {&options.attributes, &result.attributes}) {
       for (auto& kv : *list) {

@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <stdexcept>
 #include <thread>
 
 #include "prism/tracing/context.h"
 #include "prism/tracing/diagnostics.h"
+#include "shared.h"  // internal::KeyBit, to build a filter collision
 #include "test_util.h"
 
 namespace prism::tracing {
@@ -255,6 +257,76 @@ TEST(Span, StartAttributesAreVisibleAndLimited) {
   auto s = rec.spans().at(0);
   EXPECT_EQ(s.attributes.size(), 1u);
   EXPECT_EQ(s.dropped_attributes_count, 1u);
+}
+
+// Two different keys with the same KeyBit: the filter says "maybe present"
+// for the second, which must be compared, not merged.
+std::pair<std::string, std::string> CollidingKeys() {
+  const std::string first = "k.a";
+  for (char c = 'a'; c <= 'z'; ++c) {
+    for (char d = 'a'; d <= 'z'; ++d) {
+      std::string other = {'q', c, d};
+      if (other != first && internal::KeyBit(other) == internal::KeyBit(first)) {
+        return {first, other};
+      }
+    }
+  }
+  ADD_FAILURE() << "no KeyBit collision found";
+  return {first, "none"};
+}
+
+// Every way a list of attributes reaches a span applies the same rules:
+// empty keys dropped, a repeated key keeps its first position and its last
+// value, keys that merely share a filter bit both kept.
+TEST(Span, EveryPathCanonicalisesAListTheSameWay) {
+  const auto [k1, k2] = CollidingKeys();
+  ASSERT_EQ(internal::KeyBit(k1), internal::KeyBit(k2));
+  auto input = [&] {
+    return Attributes{{"a", int64_t{1}}, {"", int64_t{2}}, {"b", int64_t{3}},
+                      {"a", int64_t{4}}, {k1, int64_t{5}}, {k2, int64_t{6}}};
+  };
+  const std::vector<std::pair<std::string, int64_t>> want = {{"a", 4}, {"b", 3}, {k1, 5}, {k2, 6}};
+  SpanLimits tight;                  // forces Start and SetAttributes off their fast paths
+  tight.attribute_value_length = 1;  // no value is a string, so nothing is truncated
+  tight.attribute_count = 4;
+  const std::vector<std::pair<std::string, std::function<void(const Tracer&)>>> paths = {
+      {"Start, fast path",
+       [&](const Tracer& t) {
+         StartSpanOptions o;
+         o.attributes = input();
+         t.StartSpan("op", o);
+       }},
+      {"SetAttributes, fast path",
+       [&](const Tracer& t) { t.StartSpan("op").SetAttributes(input()); }},
+      {"SetAttributes after an attribute",
+       [&](const Tracer& t) {
+         Span s = t.StartSpan("op");
+         s.SetAttribute("a", int64_t{0});
+         s.SetAttributes(input());
+       }},
+      {"one by one",
+       [&](const Tracer& t) {
+         Span s = t.StartSpan("op");
+         for (auto& kv : input()) s.SetAttribute(std::move(kv.key), std::move(kv.value));
+       }},
+  };
+  for (bool limited : {false, true}) {
+    for (const auto& [name, run] : paths) {
+      SCOPED_TRACE(name + (limited ? " (limits path)" : ""));
+      InMemorySpanRecorder rec;
+      auto provider = limited ? RecordingProvider(rec, nullptr, tight) : RecordingProvider(rec);
+      run(provider->GetTracer("t"));
+      const auto spans = rec.spans();  // a copy
+      ASSERT_EQ(spans.size(), 1u);
+      const auto& got = spans[0].attributes;
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        EXPECT_EQ(got[i].key.view(), want[i].first) << i;
+        EXPECT_EQ(std::get<int64_t>(got[i].value), want[i].second) << i;
+      }
+      EXPECT_EQ(spans[0].dropped_attributes_count, 0u);
+    }
+  }
 }
 
 TEST(Context, ScopeMakesSpanCurrentAndChildrenFollow) {
