@@ -1,5 +1,10 @@
 #pragma once
-// A fixed-size pool of backend connections. Every Acquire is a
+// A fixed-size pool of backend connections. Thread-safe: any number of
+// threads may Acquire at once; each connection is used by one lease at a
+// time. A Lease must not outlive its Pool (it returns the connection to the
+// pool on destruction). In a plugin the service owns its pool, and Serve
+// destroys the service only after the server has drained, so handlers'
+// leases always end first. Every Acquire is a
 // `pool.acquire` INTERNAL span (child of the caller's span) carrying the
 // pool's name and how long the caller waited, so a trace shows time lost
 // waiting for a connection apart from time spent in the backend.

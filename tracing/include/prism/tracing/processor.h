@@ -1,6 +1,14 @@
 #pragma once
 // Span processors (hooks at span start and end) and exporters (where ended
 // sampled spans go).
+//
+// Thread safety: a SpanProcessor's OnStart and OnEnd are called on whatever
+// thread starts or ends a span, so concurrently with each other and with
+// ForceFlush; they must be thread-safe and should not block. Shutdown is
+// called once by the provider; OnEnd may still arrive afterwards from spans
+// that outlived it and must then drop the span. A SpanExporter's Export is
+// called by one thread at a time (the processor serialises it), so an
+// exporter needs no lock of its own for it.
 
 #include <chrono>
 #include <memory>

@@ -2,6 +2,13 @@
 // Span: a move-only handle to one operation being timed. A recording span
 // owns its SpanData until End() hands it to the processors; a non-recording
 // span only carries a SpanContext, so propagation still works.
+//
+// Thread safety: a Span is NOT thread-safe. One thread at a time may call
+// its methods; to work on it from another thread, move it there (the
+// calls need no lock because nothing else refers to the record). context()
+// may be copied and handed to other threads freely: a SpanContext is a value.
+// Lifetime: a Span may outlive its Tracer and TracerProvider; ending it
+// after the provider was shut down exports nothing and is safe.
 
 #include <exception>
 #include <memory>

@@ -1,6 +1,16 @@
 #pragma once
 // Tracer (starts spans for one instrumentation scope) and TracerProvider
 // (owns the pipeline: resource, sampler, limits, processors).
+//
+// Thread safety: a Tracer is an immutable value, cheap to copy; any number
+// of threads may call StartSpan on one Tracer, or on copies, at once.
+// TracerProvider's methods are thread-safe: GetTracer and ForceFlush may run
+// concurrently with spans starting and ending on other threads; Shutdown may
+// be called more than once and from any thread (the first call shuts down,
+// later ones return true at once).
+// Lifetime: Tracers and Spans share the pipeline with the provider, so they
+// may outlive it: once the provider is shut down or destroyed, their spans
+// are no longer exported.
 
 #include <memory>
 #include <optional>
