@@ -54,7 +54,10 @@ void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint
   if (key_bits != nullptr) *key_bits |= bit;
 }
 
-uint64_t Canonicalize(Attributes& attrs) {
+namespace {
+// Canonicalize's general case: some key is empty or shares its KeyBit with
+// an earlier one (a repeat, or two different keys that collide).
+uint64_t CanonicalizeSlow(Attributes& attrs) {
   uint64_t bits = 0;
   for (size_t i = 0; i < attrs.size(); ++i) {
     bool drop = attrs[i].key.empty();
@@ -73,6 +76,22 @@ uint64_t Canonicalize(Attributes& attrs) {
       bits |= bit;
     }
     if (drop) attrs.erase(attrs.begin() + static_cast<std::ptrdiff_t>(i--));
+  }
+  return bits;
+}
+}  // namespace
+
+uint64_t Canonicalize(Attributes& attrs) {
+  // The usual list has non-empty keys with distinct bits: one pass proves it
+  // canonical. Callgrind, BM_ProxyRequestShape, per proxied request: 356
+  // instructions, against 552 for the general loop alone and 320 for the
+  // bare KeyBit pass that took lists unchecked before.
+  uint64_t bits = 0;
+  for (const auto& kv : attrs) {
+    if (kv.key.empty()) return CanonicalizeSlow(attrs);
+    const uint64_t bit = KeyBit(kv.key.view());
+    if (bits & bit) return CanonicalizeSlow(attrs);
+    bits |= bit;
   }
   return bits;
 }
