@@ -85,6 +85,10 @@ struct SupervisionConfig {
   std::chrono::milliseconds restart_backoff_initial{200};
   std::chrono::milliseconds restart_backoff_max{10000};
   std::chrono::milliseconds stop_timeout{5000};
+  // More than max_restarts failures within restart_window: the supervisor
+  // gives up on the plugin (0: it never does).
+  int max_restarts = 0;
+  std::chrono::milliseconds restart_window{60000};
 };
 
 // Bounds on what one client, or many, can make the proxy hold (docs/config.md).
