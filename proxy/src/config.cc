@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "prism/tracing/exporters/file_exporter.h"
+
 namespace prism::proxy {
 namespace {
 
@@ -426,22 +428,6 @@ absl::Status ParseLimits(const Parser& p, const YAML::Node& node, LimitsConfig& 
 
 }  // namespace
 
-// The same rule as prism::tracing::DefaultDataDir (tracing/exporters), kept
-// here because config.cc is also built into the proxy's fuzz target, which
-// links the SDK core only.
-std::string DefaultDataDir() {
-  const char* d = std::getenv("PRISM_DATA_DIR");
-  if (d && *d) return d;
-  return "./.prism";
-}
-
-std::string RightsToString(uint8_t rights) {
-  if ((rights & (kRead | kWrite)) == (kRead | kWrite)) return "read,write";
-  if (rights & kRead) return "read";
-  if (rights & kWrite) return "write";
-  return "none";
-}
-
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& source_name) {
   Parser p(source_name);
   // yaml-cpp stops reading at a NUL byte: a binary file would pass as empty.
@@ -637,7 +623,8 @@ std::string AddressProblem(std::string_view a, bool listening) {
 }
 
 absl::Status FinalizeConfig(Config& config) {
-  if (config.data_dir.empty()) config.data_dir = DefaultDataDir();
+  // The one data-directory rule, shared with the trace file, the plugins and the CLI.
+  if (config.data_dir.empty()) config.data_dir = prism::tracing::DefaultDataDir();
   if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
   }

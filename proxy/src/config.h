@@ -123,14 +123,9 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // directory.
 Config EmbeddedDefaultConfig(const std::string& data_dir);
 
-// $PRISM_DATA_DIR, else ./.prism
-std::string DefaultDataDir();
-
 // Fills defaults that depend on other keys (a sqlite/other launched plugin
 // without data-dir gets <data_dir>), checks cross-key rules.
 absl::Status FinalizeConfig(Config& config);
-
-std::string RightsToString(uint8_t rights);
 
 // What is wrong with a gRPC address ("" when nothing is): `unix:PATH`,
 // `unix-abstract:NAME`, or `[dns:|ipv4:|ipv6:]HOST:PORT` with no whitespace
