@@ -75,7 +75,7 @@ void PluginBackend::SetDownReason(std::string r) {
 
 Supervisor::Supervisor(const Config& config, Options options)
     : sup_(config.supervision),
-      policy_(RestartPolicy::FromConfig(config.supervision)),
+      policy_{config.supervision},
       plugin_dirs_(config.plugin_dirs),
       options_(std::move(options)) {
   if (!options_.launcher) options_.launcher = std::make_shared<PosixLauncher>();
@@ -211,7 +211,7 @@ void Supervisor::Report(PluginBackend& b, Note note) {
       break;
     case Note::kStartTimeout:
       b.SetDownReason("did not become healthy in time; restarting");
-      LogError(who + " did not become healthy within " + Millis(policy_.start_timeout) +
+      LogError(who + " did not become healthy within " + Millis(sup_.start_timeout) +
                "; killing it");
       break;
     case Note::kHealthKill:
@@ -231,8 +231,8 @@ void Supervisor::Report(PluginBackend& b, Note note) {
     case Note::kGaveUp: {
       std::string why = b.last_failure_ +
                         "; not restarted: " + std::to_string(b.state_.recent_failures.size()) +
-                        " failures within " + Millis(policy_.restart_window) +
-                        " (supervision.max_restarts " + std::to_string(policy_.max_restarts) + ")";
+                        " failures within " + Millis(sup_.restart_window) +
+                        " (supervision.max_restarts " + std::to_string(sup_.max_restarts) + ")";
       b.SetDownReason(why);
       LogError(who + " " + why);
       break;

@@ -4,23 +4,12 @@
 
 namespace prism::proxy {
 
-RestartPolicy RestartPolicy::FromConfig(const SupervisionConfig& config) {
-  RestartPolicy p;
-  p.backoff_initial = config.restart_backoff_initial;
-  p.backoff_max = config.restart_backoff_max;
-  p.start_timeout = config.start_timeout;
-  p.health_interval = config.health_interval;
-  p.health_timeout = config.health_timeout;
-  p.max_restarts = config.max_restarts;
-  p.restart_window = config.restart_window;
-  return p;
-}
-
 std::chrono::milliseconds NextBackoff(std::chrono::milliseconds previous,
                                       const RestartPolicy& policy) {
-  if (previous.count() <= 0) return policy.backoff_initial;
+  if (previous.count() <= 0) return policy.supervision.restart_backoff_initial;
   // previous <= backoff_max, so the doubling cannot overflow.
-  return std::clamp(previous * 2, policy.backoff_initial, policy.backoff_max);
+  return std::clamp(previous * 2, policy.supervision.restart_backoff_initial,
+                    policy.supervision.restart_backoff_max);
 }
 
 namespace {
@@ -34,12 +23,13 @@ Decision OnFailure(Decision d, SteadyTime now, const RestartPolicy& policy, Note
   s.failed_checks = 0;
   ++s.restarts;
   s.recent_failures.push_back(now);
-  while (!s.recent_failures.empty() && now - s.recent_failures.front() > policy.restart_window) {
+  while (!s.recent_failures.empty() &&
+         now - s.recent_failures.front() > policy.supervision.restart_window) {
     s.recent_failures.pop_front();
   }
   s.since = now;
-  if (policy.max_restarts > 0 &&
-      s.recent_failures.size() > static_cast<size_t>(policy.max_restarts)) {
+  if (policy.supervision.max_restarts > 0 &&
+      s.recent_failures.size() > static_cast<size_t>(policy.supervision.max_restarts)) {
     s.phase = Phase::kGaveUp;
     d.note = Note::kGaveUp;
     return d;
@@ -68,7 +58,7 @@ Decision OnTick(Decision d, SteadyTime now, const RestartPolicy& policy) {
       if (now >= s.next) d.launch = true;
       break;
     case Phase::kStarting:
-      if (now - s.since > policy.start_timeout) {
+      if (now - s.since > policy.supervision.start_timeout) {
         s.phase = Phase::kKilling;
         s.checking = false;
         d.kill = true;
@@ -86,7 +76,7 @@ Decision OnTick(Decision d, SteadyTime now, const RestartPolicy& policy) {
       if (!s.checking && now >= s.next) {
         s.checking = true;
         d.check = true;
-        d.check_timeout = policy.health_timeout;
+        d.check_timeout = policy.supervision.health_timeout;
       }
       break;
     case Phase::kKilling:
@@ -104,7 +94,7 @@ Decision OnHealth(Decision d, const Event& e, SteadyTime now, const RestartPolic
     if (e.serving) {
       s.phase = Phase::kServing;
       s.since = now;
-      s.next = now + policy.health_interval;
+      s.next = now + policy.supervision.health_interval;
       s.failed_checks = 0;
       d.publish = true;
       d.note = Note::kServing;
@@ -114,7 +104,7 @@ Decision OnHealth(Decision d, const Event& e, SteadyTime now, const RestartPolic
     return d;
   }
   if (s.phase != Phase::kServing) return d;
-  s.next = now + policy.health_interval;
+  s.next = now + policy.supervision.health_interval;
   if (e.serving) {
     if (!s.launched && s.failed_checks >= policy.failed_checks_to_restart) {
       d.note = Note::kExternalHealthy;

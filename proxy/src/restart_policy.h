@@ -20,31 +20,24 @@ namespace prism::proxy {
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct RestartPolicy {
-  // Delay before a restart: initial after the first failure, doubling per
-  // failure, capped at max (NextBackoff, the only place it is computed).
-  std::chrono::milliseconds backoff_initial{200};
-  std::chrono::milliseconds backoff_max{10000};
-  // A launched plugin must answer SERVING within this, or it is killed.
-  std::chrono::milliseconds start_timeout{10000};
+  // The configured part (docs/config.md, supervision.*): the backoff
+  // (restart_backoff_initial after the first failure, doubling per failure,
+  // capped at restart_backoff_max: NextBackoff, the only place it is
+  // computed), start_timeout (a launched plugin must answer SERVING within
+  // it, or it is killed), health_interval/health_timeout (one check per
+  // interval while serving, each with its own deadline), and give-up: more
+  // than max_restarts failures within restart_window (0: never give up).
+  SupervisionConfig supervision;
   // While starting: the first check this long after the launch, then one
   // every start_check_interval, each with start_check_timeout.
   std::chrono::milliseconds start_first_check{20};
   std::chrono::milliseconds start_check_interval{25};
   std::chrono::milliseconds start_check_timeout{200};
-  // While serving: one check per interval, each with its own deadline.
-  std::chrono::milliseconds health_interval{1000};
-  std::chrono::milliseconds health_timeout{500};
   // This many failed checks in a row kill a launched plugin (and restart it).
   int failed_checks_to_restart = 3;
   // Healthy this long after a restart: the backoff resets, so the next
   // crash restarts fast again.
   std::chrono::milliseconds stable_after{10000};
-  // Give up (the namespace stays UNAVAILABLE) when more than max_restarts
-  // failures fall within restart_window; 0: never give up.
-  int max_restarts = 0;
-  std::chrono::milliseconds restart_window{60000};
-
-  static RestartPolicy FromConfig(const SupervisionConfig& config);
 };
 
 enum class Phase {

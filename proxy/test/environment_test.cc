@@ -19,12 +19,11 @@ bool Has(const std::vector<std::string>& env, const std::string& kv) {
 }
 
 TEST(TracingEnvironment, TheConfigurationBecomesDefaultsAndTheTraceFileAnOverride) {
-  TracingConfig t;
-  t.sampler = "parentbased_traceidratio";
-  t.sampler_arg = "0.5";
-  t.exporters = "otlp";
-  t.otlp_endpoint = "http://collector:4318";
-  t.trace_file_max_mb = "7";
+  const TracingConfig t{.sampler = "parentbased_traceidratio",
+                        .sampler_arg = "0.5",
+                        .exporters = "otlp",
+                        .otlp_endpoint = "http://collector:4318",
+                        .trace_file_max_mb = "7"};
   TracingEnvironment e = TracingEnvironmentFor(t, "/abs/traces.jsonl");
   EXPECT_EQ(e.overrides.at("PRISM_TRACE_FILE"), "/abs/traces.jsonl");
   EXPECT_EQ(e.defaults.at("OTEL_TRACES_SAMPLER"), "parentbased_traceidratio");
