@@ -19,11 +19,15 @@ bool Has(const std::vector<std::string>& env, const std::string& kv) {
 }
 
 TEST(TracingEnvironment, TheConfigurationBecomesDefaultsAndTheTraceFileAnOverride) {
-  const TracingConfig t{.sampler = "parentbased_traceidratio",
+  const TracingConfig t{.service_name = {},
+                        .sampler = "parentbased_traceidratio",
                         .sampler_arg = "0.5",
                         .exporters = "otlp",
                         .otlp_endpoint = "http://collector:4318",
-                        .trace_file_max_mb = "7"};
+                        .otlp_protocol = {},
+                        .trace_file = {},
+                        .trace_file_max_mb = "7",
+                        .adaptive = {}};
   TracingEnvironment e = TracingEnvironmentFor(t, "/abs/traces.jsonl");
   EXPECT_EQ(e.overrides.at("PRISM_TRACE_FILE"), "/abs/traces.jsonl");
   EXPECT_EQ(e.defaults.at("OTEL_TRACES_SAMPLER"), "parentbased_traceidratio");
