@@ -15,6 +15,7 @@
 
 #include "endpoint.h"
 #include "plugins.h"
+#include "server.h"
 
 namespace prism::proxy {
 namespace {
@@ -369,6 +370,63 @@ TEST(Supervisor, AStuckPluginDoesNotDelayTheSupervisionOfAnotherNamespace) {
   EXPECT_TRUE(sup.WaitUntilServing(2000ms));
   EXPECT_LT(std::chrono::steady_clock::now() - crash, 1000ms);
   sup.Stop();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    servers.clear();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// The whole proxy in this process, its plugin a fake: the configuration
+// reaches the SDK and the plugin's environment, and the proxy's own
+// environment is left as it was (no setenv).
+TEST(ProxyServer, ConfiguresTracingAndThePluginWithoutTouchingItsEnvironment) {
+  for (const char* v :
+       {"OTEL_TRACES_SAMPLER", "OTEL_TRACES_EXPORTER", "PRISM_TRACE_FILE",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"}) {
+    unsetenv(v);
+  }
+  std::string dir = TempDir();
+  Config config;
+  config.source = "test";
+  config.listen = "127.0.0.1:0";
+  config.data_dir = dir;
+  config.auth_mode = AuthMode::kNone;
+  config.namespaces = {Launched("default", "good")};
+  config.namespaces[0].plugin.command = {"/bin/true"};  // found by Prepare; never run
+  config.tracing.sampler = "always_on";
+  config.tracing.exporters = "none";
+  auto launcher = std::make_shared<FakeLauncher>();
+  std::mutex mu;
+  std::vector<std::unique_ptr<FakePluginServer>> servers;
+  launcher->on_launch = [&](pid_t, const LaunchSpec& spec) {
+    std::lock_guard<std::mutex> lock(mu);
+    servers.push_back(std::make_unique<FakePluginServer>(Arg(spec, "--listen")));
+  };
+  ProxyServer::Options o;
+  o.launcher = launcher;
+  o.inherited = std::vector<std::string>{"HOME=/nowhere"};
+  {
+    ProxyServer server(config, TlsMaterial{}, o);
+    ASSERT_TRUE(server.Start().ok());
+    std::string banner = server.Banner();
+    EXPECT_NE(banner.find("namespace default -> true (launched)"), std::string::npos) << banner;
+    EXPECT_NE(banner.find("traces -> nowhere"), std::string::npos) << banner;
+    ASSERT_EQ(launcher->launch_count(), 1u);
+    const LaunchSpec& spec = launcher->launches[0];
+    EXPECT_TRUE(HasEnv(spec, "HOME=/nowhere"));
+    EXPECT_TRUE(HasEnv(spec, "PRISM_TRACE_FILE=" + dir + "/traces.jsonl"));
+    EXPECT_TRUE(HasEnv(spec, "OTEL_TRACES_SAMPLER=always_on"));
+    EXPECT_TRUE(HasEnv(spec, "OTEL_TRACES_EXPORTER=none"));
+    EXPECT_TRUE(HasEnv(spec, "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=4096"));
+    EXPECT_TRUE(HasEnv(spec, "OTEL_SERVICE_NAME=true"));
+    for (const char* v : {"OTEL_TRACES_SAMPLER", "OTEL_TRACES_EXPORTER", "PRISM_TRACE_FILE",
+                          "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"}) {
+      EXPECT_EQ(getenv(v), nullptr) << v << " was set in the proxy's environment";
+    }
+    EXPECT_NE(server.config().namespaces.size(), 0u);
+    server.Shutdown();
+  }
   {
     std::lock_guard<std::mutex> lock(mu);
     servers.clear();
