@@ -11,6 +11,13 @@
 
 namespace prism::proxy {
 
+std::string RightsToString(uint8_t rights) {
+  if ((rights & (kRead | kWrite)) == (kRead | kWrite)) return "read,write";
+  if (rights & kRead) return "read";
+  if (rights & kWrite) return "write";
+  return "none";
+}
+
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);

@@ -14,6 +14,9 @@
 
 namespace prism::proxy {
 
+// "read", "write", "read,write" or "none".
+std::string RightsToString(uint8_t rights);
+
 // Lower-case hex SHA-256 of `data` (OpenSSL).
 std::string Sha256Hex(std::string_view data);
 // 32 random bytes from OpenSSL's CSPRNG, hex encoded ("prism_" prefixed).

@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "prism/tracing/exporters/file_exporter.h"
+
 namespace prism::proxy {
 namespace {
 
@@ -355,10 +357,24 @@ absl::Status ParseTracing(const Parser& p, const YAML::Node& node, TracingConfig
   return absl::OkStatus();
 }
 
+absl::StatusOr<int> WholeNumber(const Parser& p, const YAML::Node& n, const std::string& key,
+                                int min, int max) {
+  ASSIGN_OR_RETURN(std::string text, p.String(n, key));
+  int v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) {
+    return p.Error(n, key,
+                   "expected a whole number from " + std::to_string(min) + " to " +
+                       std::to_string(max) + " (got '" + text + "')");
+  }
+  return v;
+}
+
 absl::Status ParseSupervision(const Parser& p, const YAML::Node& node, SupervisionConfig& s) {
-  RETURN_IF_ERROR(p.CheckMap(node, "supervision",
-                             {"health_interval", "health_timeout", "start_timeout",
-                              "restart_backoff_initial", "restart_backoff_max", "stop_timeout"}));
+  RETURN_IF_ERROR(
+      p.CheckMap(node, "supervision",
+                 {"health_interval", "health_timeout", "start_timeout", "restart_backoff_initial",
+                  "restart_backoff_max", "stop_timeout", "max_restarts", "restart_window"}));
   struct Field {
     const char* name;
     std::chrono::milliseconds* out;
@@ -367,7 +383,8 @@ absl::Status ParseSupervision(const Parser& p, const YAML::Node& node, Supervisi
                 {"start_timeout", &s.start_timeout},
                 {"restart_backoff_initial", &s.restart_backoff_initial},
                 {"restart_backoff_max", &s.restart_backoff_max},
-                {"stop_timeout", &s.stop_timeout}};
+                {"stop_timeout", &s.stop_timeout},
+                {"restart_window", &s.restart_window}};
   for (auto& f : fields) {
     if (const auto& n = node[f.name]) {
       ASSIGN_OR_RETURN(*f.out, p.Millis(n, std::string("supervision.") + f.name));
@@ -375,6 +392,9 @@ absl::Status ParseSupervision(const Parser& p, const YAML::Node& node, Supervisi
         return p.Error(n, std::string("supervision.") + f.name, "must be greater than 0");
       }
     }
+  }
+  if (const auto& n = node["max_restarts"]) {
+    ASSIGN_OR_RETURN(s.max_restarts, WholeNumber(p, n, "supervision.max_restarts", 0, 1000000));
   }
   if (s.restart_backoff_max < s.restart_backoff_initial) {
     return p.Error(node, "supervision.restart_backoff_max",
@@ -395,16 +415,7 @@ absl::Status ParseLimits(const Parser& p, const YAML::Node& node, LimitsConfig& 
   for (auto& f : ints) {
     const auto& n = node[f.name];
     if (!n) continue;
-    std::string key = std::string("limits.") + f.name;
-    ASSIGN_OR_RETURN(std::string text, p.String(n, key));
-    int v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || end != text.data() + text.size() || v < f.min || v > f.max) {
-      return p.Error(n, key,
-                     "expected a whole number from " + std::to_string(f.min) + " to " +
-                         std::to_string(f.max) + " (got '" + text + "')");
-    }
-    *f.out = v;
+    ASSIGN_OR_RETURN(*f.out, WholeNumber(p, n, std::string("limits.") + f.name, f.min, f.max));
   }
   if (const auto& n = node["default_deadline"]) {
     ASSIGN_OR_RETURN(l.default_deadline, p.Millis(n, "limits.default_deadline"));
@@ -416,22 +427,6 @@ absl::Status ParseLimits(const Parser& p, const YAML::Node& node, LimitsConfig& 
 }
 
 }  // namespace
-
-// The same rule as prism::tracing::DefaultDataDir (tracing/exporters), kept
-// here because config.cc is also built into the proxy's fuzz target, which
-// links the SDK core only.
-std::string DefaultDataDir() {
-  const char* d = std::getenv("PRISM_DATA_DIR");
-  if (d && *d) return d;
-  return "./.prism";
-}
-
-std::string RightsToString(uint8_t rights) {
-  if ((rights & (kRead | kWrite)) == (kRead | kWrite)) return "read,write";
-  if (rights & kRead) return "read";
-  if (rights & kWrite) return "write";
-  return "none";
-}
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& source_name) {
   Parser p(source_name);
@@ -628,7 +623,8 @@ std::string AddressProblem(std::string_view a, bool listening) {
 }
 
 absl::Status FinalizeConfig(Config& config) {
-  if (config.data_dir.empty()) config.data_dir = DefaultDataDir();
+  // The one data-directory rule, shared with the trace file, the plugins and the CLI.
+  if (config.data_dir.empty()) config.data_dir = prism::tracing::DefaultDataDir();
   if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
     return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
   }

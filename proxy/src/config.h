@@ -85,6 +85,10 @@ struct SupervisionConfig {
   std::chrono::milliseconds restart_backoff_initial{200};
   std::chrono::milliseconds restart_backoff_max{10000};
   std::chrono::milliseconds stop_timeout{5000};
+  // More than max_restarts failures within restart_window: the supervisor
+  // gives up on the plugin (0: it never does).
+  int max_restarts = 0;
+  std::chrono::milliseconds restart_window{60000};
 };
 
 // Bounds on what one client, or many, can make the proxy hold (docs/config.md).
@@ -119,14 +123,9 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // directory.
 Config EmbeddedDefaultConfig(const std::string& data_dir);
 
-// $PRISM_DATA_DIR, else ./.prism
-std::string DefaultDataDir();
-
 // Fills defaults that depend on other keys (a sqlite/other launched plugin
 // without data-dir gets <data_dir>), checks cross-key rules.
 absl::Status FinalizeConfig(Config& config);
-
-std::string RightsToString(uint8_t rights);
 
 // What is wrong with a gRPC address ("" when nothing is): `unix:PATH`,
 // `unix-abstract:NAME`, or `[dns:|ipv4:|ipv6:]HOST:PORT` with no whitespace

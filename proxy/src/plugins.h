@@ -3,16 +3,27 @@
 // process on a Unix socket in the proxy's private 0700 runtime directory; the
 // supervisor health-checks it (grpc.health.v1) and restarts it with
 // exponential backoff after a crash, while other namespaces keep serving.
+//
+// The parts, each replaceable in tests (proxy/test/supervisor_test.cc):
+// processes through a ProcessLauncher (launcher.h), health checks through a
+// HealthChecker (endpoint.h; asynchronous, one deadline per check), time
+// through an injected clock, and every decision through the pure
+// Step(state, event, now) of restart_policy.h.
+//
+// Thread-safety: the supervisor's work runs on its one thread (or on the
+// caller's, through Poll, when Start was not called). Find, backends and a
+// PluginBackend's getters are safe from any thread; a PluginBackend lives as
+// long as its Supervisor.
 
-#include <grpcpp/channel.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -20,17 +31,12 @@
 
 #include "absl/status/status.h"
 #include "config.h"
-#include "prism/grpc_tracing/semconv.h"
+#include "endpoint.h"
+#include "environment.h"
+#include "launcher.h"
+#include "restart_policy.h"
 
 namespace prism::proxy {
-
-// What a request needs to reach a plugin; immutable once published.
-struct Endpoint {
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<grpc::GenericStub> stub;
-  std::string target;                    // gRPC target, e.g. unix:///run/prism-x/0.sock
-  prism::grpc_tracing::Endpoint server;  // semconv server.address/port (socket path, port 0)
-};
 
 class PluginBackend {
  public:
@@ -49,7 +55,6 @@ class PluginBackend {
 
  private:
   friend class Supervisor;
-  enum class State { kIdle, kStarting, kServing, kBackoff, kStopped };
 
   void Publish(std::shared_ptr<const Endpoint> e) { endpoint_.store(std::move(e)); }
   void SetDownReason(std::string r);
@@ -63,59 +68,78 @@ class PluginBackend {
   std::string down_reason_;
 
   // Supervisor thread only.
-  State state_ = State::kIdle;
+  size_t index_ = 0;  // in Supervisor::backends()
+  PluginState state_;
   pid_t pid_ = -1;
-  std::shared_ptr<const Endpoint> pending_;  // channel to a starting plugin
-  std::chrono::steady_clock::time_point started_at_, serving_since_, next_check_, restart_at_;
-  std::chrono::milliseconds backoff_{0};
-  int failed_checks_ = 0;
-  int restarts_ = 0;
+  std::shared_ptr<const Endpoint> pending_;  // published once SERVING
+  std::string last_failure_;                 // "exited with status 1", for the log
 };
 
 class Supervisor {
  public:
-  // `runtime_dir` is the private 0700 directory for plugin sockets.
-  Supervisor(const Config& config, std::string runtime_dir);
+  struct Options {
+    std::string runtime_dir;  // the private 0700 directory for plugin sockets
+    // Each plugin is executed with PluginEnvironment(inherited, tracing,
+    // ...) (environment.h): the plugin protocol.
+    std::vector<std::string> inherited;  // "NAME=value"; the proxy's: ProcessEnvironment()
+    TracingEnvironment tracing;
+    std::shared_ptr<ProcessLauncher> launcher;  // default: PosixLauncher
+    std::shared_ptr<HealthChecker> health;      // default: GrpcHealthChecker
+    std::function<SteadyTime()> now;            // default: steady_clock::now
+  };
+  Supervisor(const Config& config, Options options);
   ~Supervisor();
 
   // Resolves plugin executables (config plugin_dirs, the proxy's own
   // directory, then PATH); an error names the namespace and the command.
   absl::Status Prepare();
-  // Launches the plugins and starts the supervision thread.
+  // Starts the supervision thread, which launches the plugins.
   void Start();
-  // Waits until every plugin answers its health check (or the deadline).
+  // Waits (in real time) until every launched plugin answers its health
+  // check, or the timeout.
   bool WaitUntilServing(std::chrono::milliseconds timeout);
   // Stops supervision, then SIGTERM to each plugin, SIGKILL after the stop
   // timeout. Idempotent.
   void Stop();
+  // One round of supervision at the clock's now: health results, exits,
+  // then each plugin's tick. The thread calls it every 20 ms and whenever
+  // a health check completes; tests without Start call it themselves.
+  void Poll();
 
   PluginBackend* Find(const std::string& ns) const;
   const std::vector<std::unique_ptr<PluginBackend>>& backends() const { return backends_; }
 
  private:
+  // Health results arrive from gRPC's threads; shared with their callbacks
+  // so a late one finds it alive after the Supervisor is gone.
+  struct Inbox {
+    struct Result {
+      size_t backend;
+      uint64_t generation;
+      bool serving;
+    };
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<Result> results;
+    bool stopping = false;
+  };
+
   void Run();
-  void Tick(PluginBackend& b, std::chrono::steady_clock::time_point now);
-  void Spawn(PluginBackend& b);
-  void OnExit(PluginBackend& b, int wait_status);
-  void Kill(PluginBackend& b, int sig);
+  void Apply(PluginBackend& b, const Event& event, SteadyTime now);
+  void Report(PluginBackend& b, Note note);
+  bool Spawn(PluginBackend& b);
+  void StartCheck(size_t index, std::chrono::milliseconds timeout);
 
   SupervisionConfig sup_;
+  RestartPolicy policy_;
   std::vector<std::string> plugin_dirs_;
-  std::string runtime_dir_;
+  Options options_;
   std::vector<std::unique_ptr<PluginBackend>> backends_;
   std::unordered_map<std::string, PluginBackend*> by_ns_;
+  std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();
   std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  bool stopped_ = false;
+  bool stopped_ = false;  // guarded by inbox_->mu
 };
-
-// Builds a channel + generic stub for a gRPC target (fast reconnects).
-std::shared_ptr<const Endpoint> MakeEndpoint(const std::string& target);
-
-// grpc.health.v1.Health/Check with service "" over `endpoint`: true when SERVING.
-bool CheckHealth(const Endpoint& endpoint, std::chrono::milliseconds timeout);
 
 // Finds an executable: a name with '/' as given; else in `dirs`, the proxy's
 // own directory, then $PATH. Empty when not found.

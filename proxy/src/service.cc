@@ -8,6 +8,7 @@
 
 #include "prism/grpc_tracing/carriers.h"
 #include "prism/grpc_tracing/semconv.h"
+#include "prism/plugin/status.h"
 #include "prism/tracing/context.h"
 #include "prism/tracing/global.h"
 #include "prism/tracing/ids.h"
@@ -43,10 +44,6 @@ std::optional<std::string_view> FindMetadata(
   auto it = md.find(grpc::string_ref(key.data(), key.size()));
   if (it == md.end()) return std::nullopt;
   return std::string_view(it->second.data(), it->second.size());
-}
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
 void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& message) {
@@ -145,7 +142,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     // here, and an oversized namespace is refused before it is recorded.
     auto ns = ReadRequest(request_, kShapes[method_ - kMethods]);
     if (!ns.ok()) {
-      FinishWith(ToGrpc(ns.status()), true);
+      FinishWith(prism::plugin::ToGrpcStatus(ns.status()), true);
       return;
     }
     ns_ = std::move(*ns);
@@ -171,7 +168,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
         if (who.ok()) auth.SetAttribute("prism.principal", std::string(who->name));
       }
       if (!st.ok()) {
-        grpc::Status gs = ToGrpc(st);
+        grpc::Status gs = prism::plugin::ToGrpcStatus(st);
         RecordError(auth, gs.error_code(), gs.error_message());
         auth.End();
         FinishWith(gs, true);

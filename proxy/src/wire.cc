@@ -79,7 +79,8 @@ using Bytes = std::string_view;
 struct Field {
   uint64_t number;
   uint32_t wire_type;
-  Bytes payload;
+  Bytes payload;        // wire type 2
+  uint64_t varint = 0;  // wire type 0
 };
 
 // Calls on_field(const Field&) -> absl::Status for every field of `bytes`,
@@ -94,12 +95,11 @@ absl::Status Walk(Bytes bytes, const std::string& where, OnField on_field) {
   while (p < end) {
     uint64_t tag;
     if (!ReadVarint(p, end, tag)) return bad("truncated field tag");
-    Field f{tag >> 3, static_cast<uint32_t>(tag & 7), {}};
+    Field f{tag >> 3, static_cast<uint32_t>(tag & 7), {}, 0};
     if (f.number == 0 || f.number > 536870911) return bad("invalid field number");
     switch (f.wire_type) {
       case 0: {
-        uint64_t ignored;
-        if (!ReadVarint(p, end, ignored)) return bad("truncated varint");
+        if (!ReadVarint(p, end, f.varint)) return bad("truncated varint");
         break;
       }
       case 1:
@@ -172,6 +172,20 @@ absl::StatusOr<std::string_view> ReadRequest(std::string_view bytes, RequestShap
   }
   if (!IsValidUtf8(ns)) return absl::InvalidArgumentError("namespace is not valid UTF-8");
   return ns;
+}
+
+absl::StatusOr<uint64_t> ReadVarintField(std::string_view bytes, uint64_t number) {
+  uint64_t value = 0;
+  absl::Status st = Walk(bytes, "", [&](const Field& f) -> absl::Status {
+    if (f.number != number) return absl::OkStatus();
+    if (f.wire_type != 0) {
+      return Malformed("field " + std::to_string(number) + " must be a varint");
+    }
+    value = f.varint;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return value;
 }
 
 absl::StatusOr<std::string> ReadRequest(const grpc::ByteBuffer& buffer, RequestShape shape) {

@@ -3,6 +3,7 @@
 // (the namespace) without decoding it into messages, so the proxy can
 // forward the raw bytes. Depends on nothing but absl (fuzzed in proxy/fuzz).
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,11 @@ inline absl::StatusOr<std::string_view> ReadNamespace(std::string_view bytes) {
 // Same, over a grpc::ByteBuffer (slices are joined only when there are
 // several); the namespace is copied out.
 absl::StatusOr<std::string> ReadRequest(const grpc::ByteBuffer& buffer, RequestShape shape);
+
+// The value of varint field `number` of a serialized message (the last one
+// wins, as in protobuf; 0 when absent), e.g. a health check's status.
+// INVALID_ARGUMENT for malformed wire data or the field with another wire type.
+absl::StatusOr<uint64_t> ReadVarintField(std::string_view bytes, uint64_t number);
 
 bool IsValidUtf8(std::string_view s);
 

@@ -29,6 +29,8 @@ tracing:
 supervision:
   health_interval: 2s
   restart_backoff_initial: 100ms
+  max_restarts: 5
+  restart_window: 120s
 limits:
   max_concurrent_streams: 10
   default_deadline: 2s
@@ -51,6 +53,8 @@ TEST(Config, ParsesEveryKey) {
   EXPECT_EQ(*c->tracing.trace_file_max_mb, "50");
   EXPECT_EQ(c->supervision.health_interval.count(), 2000);
   EXPECT_EQ(c->supervision.restart_backoff_initial.count(), 100);
+  EXPECT_EQ(c->supervision.max_restarts, 5);
+  EXPECT_EQ(c->supervision.restart_window.count(), 120000);
   EXPECT_EQ(c->limits.max_concurrent_streams, 10);
   EXPECT_EQ(c->limits.default_deadline.count(), 2000);
   EXPECT_EQ(c->limits.memory_mb, 64);
@@ -108,6 +112,13 @@ TEST(Config, ErrorsNameKeyAndLine) {
        "f.yaml:3:22: tracing.trace_file_max_mb: expected a whole number of MiB"},
       {"namespaces: {a: {plugin: {command: x}}}\nsupervision:\n  health_interval: soon\n",
        "f.yaml:3:20: supervision.health_interval"},
+      {"namespaces: {a: {plugin: {command: x}}}\nsupervision:\n  max_restarts: -1\n",
+       "f.yaml:3:17: supervision.max_restarts: expected a whole number from 0 to 1000000 (got "
+       "'-1')"},
+      {"namespaces: {a: {plugin: {command: x}}}\nsupervision:\n  max_restarts: 1000001\n",
+       "supervision.max_restarts: expected a whole number from 0 to 1000000"},
+      {"namespaces: {a: {plugin: {command: x}}}\nsupervision:\n  restart_window: 0\n",
+       "supervision.restart_window: must be greater than 0"},
       {"namespaces:\n  - a\n", "f.yaml:2:3: namespaces: expected a mapping"},
       {"listen: 1.2.3.4:5\n", "namespaces: missing"},
       {"listen: 127.0.0.1:99999\nnamespaces: {a: {plugin: {command: x}}}\n",

@@ -101,10 +101,11 @@ std::optional<AdaptiveOptions> AdaptiveOptions::Parse(std::string_view arg, std:
   return o;
 }
 
-std::optional<AdaptiveOptions> AdaptiveOptionsFromEnvironment(AdaptiveOptions::Role role) {
-  auto name = env::GetEnum("OTEL_TRACES_SAMPLER");
+std::optional<AdaptiveOptions> AdaptiveOptionsFromEnvironment(AdaptiveOptions::Role role,
+                                                              const env::Defaults* defaults) {
+  auto name = env::GetEnum("OTEL_TRACES_SAMPLER", defaults);
   if (!name || *name != "prism_adaptive") return std::nullopt;
-  std::string arg = env::Get("OTEL_TRACES_SAMPLER_ARG").value_or("");
+  std::string arg = env::Get("OTEL_TRACES_SAMPLER_ARG", defaults).value_or("");
   bool role_given = arg.find("role") != std::string::npos;
   std::string error;
   std::optional<AdaptiveOptions> o = AdaptiveOptions::Parse(arg, &error);

@@ -37,22 +37,28 @@ std::vector<std::string> SplitList(std::string_view text) {
   return out;
 }
 
-std::optional<std::string> Get(const char* name) {
+std::optional<std::string> Get(const char* name, const Defaults* defaults) {
   const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return std::nullopt;
-  return std::string(v);
+  if (v != nullptr && *v != '\0') return std::string(v);
+  if (defaults) {
+    if (auto it = defaults->find(std::string_view(name));
+        it != defaults->end() && !it->second.empty()) {
+      return it->second;
+    }
+  }
+  return std::nullopt;
 }
 
-std::optional<std::string> GetEnum(const char* name) {
-  auto v = Get(name);
+std::optional<std::string> GetEnum(const char* name, const Defaults* defaults) {
+  auto v = Get(name, defaults);
   if (!v) return std::nullopt;
   std::string t = ToLower(Trim(*v));
   if (t.empty()) return std::nullopt;
   return t;
 }
 
-std::optional<bool> GetBool(const char* name) {
-  auto v = GetEnum(name);
+std::optional<bool> GetBool(const char* name, const Defaults* defaults) {
+  auto v = GetEnum(name, defaults);
   if (!v) return std::nullopt;
   if (*v == "true") return true;
   if (*v == "false") return false;
@@ -61,8 +67,8 @@ std::optional<bool> GetBool(const char* name) {
   return std::nullopt;
 }
 
-std::optional<long long> GetInt(const char* name) {
-  auto v = Get(name);
+std::optional<long long> GetInt(const char* name, const Defaults* defaults) {
+  auto v = Get(name, defaults);
   if (!v) return std::nullopt;
   std::string t = Trim(*v);
   char* end = nullptr;
@@ -76,8 +82,8 @@ std::optional<long long> GetInt(const char* name) {
   return n;
 }
 
-std::optional<std::chrono::milliseconds> GetMillis(const char* name) {
-  auto n = GetInt(name);
+std::optional<std::chrono::milliseconds> GetMillis(const char* name, const Defaults* defaults) {
+  auto n = GetInt(name, defaults);
   if (!n) return std::nullopt;
   if (*n < 0) {
     internal::Log(internal::LogLevel::kWarn, std::string(name) + " is negative; ignored");

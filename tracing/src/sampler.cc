@@ -200,8 +200,8 @@ class ParentBasedSampler : public Sampler {
       local_not_sampled_;
 };
 
-double RatioFromEnvironment() {
-  auto arg = env::Get("OTEL_TRACES_SAMPLER_ARG");
+double RatioFromEnvironment(const env::Defaults* defaults) {
+  auto arg = env::Get("OTEL_TRACES_SAMPLER_ARG", defaults);
   if (!arg) return 1.0;
   std::string t = env::Trim(*arg);
   char* end = nullptr;
@@ -228,17 +228,17 @@ std::unique_ptr<Sampler> MakeParentBasedSampler(std::unique_ptr<Sampler> root,
   return std::make_unique<ParentBasedSampler>(std::move(root), std::move(options));
 }
 
-std::unique_ptr<Sampler> SamplerFromEnvironment() {
-  auto name = env::GetEnum("OTEL_TRACES_SAMPLER");
+std::unique_ptr<Sampler> SamplerFromEnvironment(const env::Defaults* defaults) {
+  auto name = env::GetEnum("OTEL_TRACES_SAMPLER", defaults);
   if (!name || *name == "parentbased_always_on") {
     return MakeParentBasedSampler(MakeAlwaysOnSampler());
   }
   if (*name == "always_on") return MakeAlwaysOnSampler();
   if (*name == "always_off") return MakeAlwaysOffSampler();
-  if (*name == "traceidratio") return MakeTraceIdRatioSampler(RatioFromEnvironment());
+  if (*name == "traceidratio") return MakeTraceIdRatioSampler(RatioFromEnvironment(defaults));
   if (*name == "parentbased_always_off") return MakeParentBasedSampler(MakeAlwaysOffSampler());
   if (*name == "parentbased_traceidratio") {
-    return MakeParentBasedSampler(MakeTraceIdRatioSampler(RatioFromEnvironment()));
+    return MakeParentBasedSampler(MakeTraceIdRatioSampler(RatioFromEnvironment(defaults)));
   }
   internal::Log(internal::LogLevel::kWarn,
                 "OTEL_TRACES_SAMPLER=" + *name + " is not supported; using parentbased_always_on");

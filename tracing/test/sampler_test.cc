@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "prism/tracing/adaptive.h"
 #include "test_util.h"
 
 namespace prism::tracing {
@@ -174,6 +175,31 @@ TEST(SamplerFromEnvironment, NamesAndArguments) {
     ScopedEnv b("OTEL_TRACES_SAMPLER_ARG", c.arg);
     std::string d = SamplerFromEnvironment()->Description();
     EXPECT_EQ(d.substr(0, c.want.size()), c.want) << (c.sampler ? c.sampler : "(unset)");
+  }
+}
+
+// A program's own settings (env::Defaults) are used for the variables the
+// environment leaves unset or empty, each on its own, and parsed the same way.
+TEST(SamplerFromEnvironment, DefaultsFillWhatTheEnvironmentLeavesUnset) {
+  const env::Defaults defaults = {{"OTEL_TRACES_SAMPLER", "TraceIdRatio"},
+                                  {"OTEL_TRACES_SAMPLER_ARG", "0.25"}};
+  {
+    ScopedEnv a("OTEL_TRACES_SAMPLER", nullptr);
+    ScopedEnv b("OTEL_TRACES_SAMPLER_ARG", "");
+    EXPECT_EQ(SamplerFromEnvironment(&defaults)->Description(), "TraceIdRatioBased{0.250000}");
+    EXPECT_EQ(env::GetEnum("OTEL_TRACES_SAMPLER", &defaults).value_or(""), "traceidratio");
+  }
+  {
+    ScopedEnv a("OTEL_TRACES_SAMPLER", "always_off");  // the environment wins
+    EXPECT_EQ(SamplerFromEnvironment(&defaults)->Description(), "AlwaysOffSampler");
+  }
+  {
+    ScopedEnv a("OTEL_TRACES_SAMPLER", nullptr);
+    ScopedEnv b("OTEL_TRACES_SAMPLER_ARG", "0.5");  // per variable
+    EXPECT_EQ(SamplerFromEnvironment(&defaults)->Description(), "TraceIdRatioBased{0.500000}");
+    const env::Defaults adaptive = {{"OTEL_TRACES_SAMPLER", "prism_adaptive"}};
+    ASSERT_TRUE(AdaptiveOptionsFromEnvironment(AdaptiveOptions::Role::kHead, &adaptive));
+    EXPECT_FALSE(AdaptiveOptionsFromEnvironment(AdaptiveOptions::Role::kHead, &defaults));
   }
 }
 

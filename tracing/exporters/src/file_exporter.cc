@@ -194,7 +194,7 @@ std::unique_ptr<SpanExporter> MakeFileExporter(FileExporterOptions options) {
   uint64_t max_bytes = kDefaultTraceFileMaxMb << 20;
   if (options.max_bytes) {
     max_bytes = *options.max_bytes;
-  } else if (auto mb = env::GetInt("PRISM_TRACE_FILE_MAX_MB")) {
+  } else if (auto mb = env::GetInt("PRISM_TRACE_FILE_MAX_MB", options.environment)) {
     if (*mb >= 0 && *mb <= (1ll << 40)) {
       max_bytes = static_cast<uint64_t>(*mb) << 20;
     } else {

@@ -7,15 +7,16 @@
 namespace prism::tracing {
 namespace {
 
-std::optional<std::string> SignalOrGeneric(const char* suffix, bool as_enum = false) {
+std::optional<std::string> SignalOrGeneric(const char* suffix, const env::Defaults* defaults,
+                                           bool as_enum = false) {
   std::string signal = std::string("OTEL_EXPORTER_OTLP_TRACES_") + suffix;
   std::string generic = std::string("OTEL_EXPORTER_OTLP_") + suffix;
   if (as_enum) {
-    if (auto v = env::GetEnum(signal.c_str())) return v;
-    return env::GetEnum(generic.c_str());
+    if (auto v = env::GetEnum(signal.c_str(), defaults)) return v;
+    return env::GetEnum(generic.c_str(), defaults);
   }
-  if (auto v = env::Get(signal.c_str())) return v;
-  return env::Get(generic.c_str());
+  if (auto v = env::Get(signal.c_str(), defaults)) return v;
+  return env::Get(generic.c_str(), defaults);
 }
 
 int HexValue(char c) {
@@ -95,9 +96,9 @@ std::optional<std::chrono::milliseconds> ParseRetryAfter(
   return std::chrono::duration_cast<std::chrono::milliseconds>(at - now);
 }
 
-OtlpExporterOptions OtlpExporterOptions::FromEnvironment() {
+OtlpExporterOptions OtlpExporterOptions::FromEnvironment(const env::Defaults* defaults) {
   OtlpExporterOptions o;
-  if (auto p = SignalOrGeneric("PROTOCOL", true)) {
+  if (auto p = SignalOrGeneric("PROTOCOL", defaults, true)) {
     if (*p == "http/protobuf") {
       o.protocol = OtlpProtocol::kHttpProtobuf;
     } else if (*p == "http/json") {
@@ -110,9 +111,9 @@ OtlpExporterOptions OtlpExporterOptions::FromEnvironment() {
     }
   }
   const bool grpc = o.protocol == OtlpProtocol::kGrpc;
-  if (auto e = env::Get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
+  if (auto e = env::Get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", defaults)) {
     o.endpoint = env::Trim(*e);  // used as-is
-  } else if (auto g = env::Get("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+  } else if (auto g = env::Get("OTEL_EXPORTER_OTLP_ENDPOINT", defaults)) {
     std::string base = env::Trim(*g);
     if (grpc) {
       o.endpoint = base;
@@ -123,14 +124,14 @@ OtlpExporterOptions OtlpExporterOptions::FromEnvironment() {
   } else {
     o.endpoint = grpc ? "http://localhost:4317" : "http://localhost:4318/v1/traces";
   }
-  if (auto h = SignalOrGeneric("HEADERS")) o.headers = ParseOtlpHeaders(*h);
+  if (auto h = SignalOrGeneric("HEADERS", defaults)) o.headers = ParseOtlpHeaders(*h);
   {
     std::optional<std::chrono::milliseconds> t =
-        env::GetMillis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT");
-    if (!t) t = env::GetMillis("OTEL_EXPORTER_OTLP_TIMEOUT");
+        env::GetMillis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", defaults);
+    if (!t) t = env::GetMillis("OTEL_EXPORTER_OTLP_TIMEOUT", defaults);
     if (t) o.timeout = *t;
   }
-  if (auto c = SignalOrGeneric("COMPRESSION", true)) {
+  if (auto c = SignalOrGeneric("COMPRESSION", defaults, true)) {
     if (*c == "gzip") {
       o.gzip = true;
     } else if (*c == "none") {
@@ -141,13 +142,13 @@ OtlpExporterOptions OtlpExporterOptions::FromEnvironment() {
     }
   }
   {
-    std::optional<bool> insecure = env::GetBool("OTEL_EXPORTER_OTLP_TRACES_INSECURE");
-    if (!insecure) insecure = env::GetBool("OTEL_EXPORTER_OTLP_INSECURE");
+    std::optional<bool> insecure = env::GetBool("OTEL_EXPORTER_OTLP_TRACES_INSECURE", defaults);
+    if (!insecure) insecure = env::GetBool("OTEL_EXPORTER_OTLP_INSECURE", defaults);
     if (insecure) o.insecure = *insecure;
   }
-  if (auto v = SignalOrGeneric("CERTIFICATE")) o.certificate_file = *v;
-  if (auto v = SignalOrGeneric("CLIENT_KEY")) o.client_key_file = *v;
-  if (auto v = SignalOrGeneric("CLIENT_CERTIFICATE")) o.client_certificate_file = *v;
+  if (auto v = SignalOrGeneric("CERTIFICATE", defaults)) o.certificate_file = *v;
+  if (auto v = SignalOrGeneric("CLIENT_KEY", defaults)) o.client_key_file = *v;
+  if (auto v = SignalOrGeneric("CLIENT_CERTIFICATE", defaults)) o.client_certificate_file = *v;
   return o;
 }
 

@@ -14,10 +14,12 @@
 namespace prism::tracing {
 
 std::vector<std::string> TracesExportersFromEnvironment(const ExporterDefaults& defaults) {
-  if (auto v = env::Get("OTEL_TRACES_EXPORTER")) return env::SplitList(*v);
+  const env::Defaults* d = &defaults.environment;
+  if (auto v = env::Get("OTEL_TRACES_EXPORTER", d)) return env::SplitList(*v);
   auto names = env::SplitList(defaults.traces_exporter);
   if (defaults.add_otlp_when_endpoint_set &&
-      (env::Get("OTEL_EXPORTER_OTLP_ENDPOINT") || env::Get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) &&
+      (env::Get("OTEL_EXPORTER_OTLP_ENDPOINT", d) ||
+       env::Get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", d)) &&
       std::find(names.begin(), names.end(), "otlp") == names.end()) {
     names.push_back("otlp");
   }
@@ -38,11 +40,12 @@ std::vector<std::unique_ptr<SpanProcessor>> ProcessorsFromEnvironment(
   for (const auto& name : names) {
     if (name == "otlp") {
       processors.push_back(std::make_unique<BatchSpanProcessor>(
-          MakeOtlpExporter(OtlpExporterOptions::FromEnvironment()),
+          MakeOtlpExporter(OtlpExporterOptions::FromEnvironment(&defaults.environment)),
           BatchSpanProcessorOptions::FromEnvironment()));
     } else if (name == "file") {
       FileExporterOptions fo;
       fo.path = ResolveTraceFilePath(defaults.trace_file);
+      fo.environment = &defaults.environment;
       processors.push_back(std::make_unique<BatchSpanProcessor>(
           MakeFileExporter(fo), BatchSpanProcessorOptions::FromEnvironment()));
     } else if (name == "console") {
@@ -64,12 +67,13 @@ std::shared_ptr<TracerProvider> InitTracingFromEnvironment(std::string_view defa
     options.resource = Resource::FromEnvironment(default_service_name);
     if (defaults.adaptive) {
       options.adaptive = std::make_shared<AdaptiveSampling>(*defaults.adaptive);
-    } else if (auto adaptive = AdaptiveOptionsFromEnvironment(defaults.adaptive_role)) {
+    } else if (auto adaptive =
+                   AdaptiveOptionsFromEnvironment(defaults.adaptive_role, &defaults.environment)) {
       options.adaptive = std::make_shared<AdaptiveSampling>(std::move(*adaptive));
     } else {
-      options.sampler = SamplerFromEnvironment();
+      options.sampler = SamplerFromEnvironment(&defaults.environment);
     }
-    options.limits = SpanLimits::FromEnvironment();
+    options.limits = SpanLimits::FromEnvironment(&defaults.environment);
     options.processors = ProcessorsFromEnvironment(defaults);
     options.log_diagnostics_at_shutdown = defaults.log_diagnostics_at_shutdown;
   }

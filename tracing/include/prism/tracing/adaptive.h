@@ -166,6 +166,7 @@ class AdaptiveSampling {
 // The options from OTEL_TRACES_SAMPLER_ARG when OTEL_TRACES_SAMPLER is
 // prism_adaptive; nullopt otherwise. A bad argument is logged and the
 // defaults are used. `role` is the process's role unless the argument says.
-std::optional<AdaptiveOptions> AdaptiveOptionsFromEnvironment(AdaptiveOptions::Role role);
+std::optional<AdaptiveOptions> AdaptiveOptionsFromEnvironment(
+    AdaptiveOptions::Role role, const env::Defaults* defaults = nullptr);
 
 }  // namespace prism::tracing

@@ -3,6 +3,8 @@
 // value is unset; enum-like values are case-insensitive.
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,13 +12,23 @@
 
 namespace prism::tracing::env {
 
-std::optional<std::string> Get(const char* name);
+// Values a program supplies for variables the process environment leaves
+// unset or empty - e.g. prism-proxy's configuration file, under the
+// environment (the environment wins). Passed explicitly to the readers
+// below and to the *FromEnvironment functions, so a program configures the
+// SDK without modifying its environment (no setenv, which is not
+// thread-safe). A default goes through the same parsing as the variable.
+using Defaults = std::map<std::string, std::string, std::less<>>;
+
+// The variable's value, else its entry in `defaults` (if given).
+std::optional<std::string> Get(const char* name, const Defaults* defaults = nullptr);
 // Lower-cased and trimmed value.
-std::optional<std::string> GetEnum(const char* name);
+std::optional<std::string> GetEnum(const char* name, const Defaults* defaults = nullptr);
 // Invalid values are logged and nullopt returned.
-std::optional<bool> GetBool(const char* name);
-std::optional<long long> GetInt(const char* name);
-std::optional<std::chrono::milliseconds> GetMillis(const char* name);
+std::optional<bool> GetBool(const char* name, const Defaults* defaults = nullptr);
+std::optional<long long> GetInt(const char* name, const Defaults* defaults = nullptr);
+std::optional<std::chrono::milliseconds> GetMillis(const char* name,
+                                                   const Defaults* defaults = nullptr);
 
 std::string Trim(std::string_view s);
 std::string ToLower(std::string_view s);

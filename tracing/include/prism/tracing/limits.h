@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "prism/tracing/env.h"
+
 namespace prism::tracing {
 
 struct SpanLimits {
@@ -21,7 +23,7 @@ struct SpanLimits {
   // OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT,
   // OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT, OTEL_LINK_ATTRIBUTE_COUNT_LIMIT, with the
   // general OTEL_ATTRIBUTE_{COUNT,VALUE_LENGTH}_LIMIT as fallback.
-  static SpanLimits FromEnvironment();
+  static SpanLimits FromEnvironment(const env::Defaults* defaults = nullptr);
 };
 
 }  // namespace prism::tracing

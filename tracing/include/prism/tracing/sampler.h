@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "prism/tracing/attributes.h"
+#include "prism/tracing/env.h"
 #include "prism/tracing/span_data.h"
 
 namespace prism::tracing {
@@ -60,7 +61,7 @@ std::unique_ptr<Sampler> MakeParentBasedSampler(std::unique_ptr<Sampler> root,
 
 // OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG; default parentbased_always_on.
 // Unknown names and bad arguments are logged and ignored (the default is used).
-std::unique_ptr<Sampler> SamplerFromEnvironment();
+std::unique_ptr<Sampler> SamplerFromEnvironment(const env::Defaults* defaults = nullptr);
 
 // Threshold helpers (exposed for tests and the adaptive sampler).
 namespace consistent_sampling {

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 
+#include "prism/tracing/env.h"
 #include "prism/tracing/processor.h"
 
 namespace prism::tracing {
@@ -52,6 +53,9 @@ struct FileExporterOptions {
   // Unset: $PRISM_TRACE_FILE_MAX_MB, else kDefaultTraceFileMaxMb (in MiB);
   // 0: no cap.
   std::optional<uint64_t> max_bytes;
+  // Values for PRISM_TRACE_FILE_MAX_MB when the environment leaves it unset
+  // (read by MakeFileExporter only; may be null).
+  const env::Defaults* environment = nullptr;
   size_t max_line_bytes = kTraceFileMaxLineBytes;
   // The path FileExporterOptions{} resolves to.
   static std::string DefaultPath();

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "prism/tracing/env.h"
 #include "prism/tracing/processor.h"
 
 namespace prism::tracing {
@@ -54,7 +55,8 @@ struct OtlpExporterOptions {
   // OTEL_EXPORTER_OTLP_* (the generic endpoint gets "/v1/traces" appended for
   // HTTP), then the defaults (http://localhost:4318 for HTTP,
   // http://localhost:4317 for gRPC).
-  static OtlpExporterOptions FromEnvironment();
+  // `defaults`: values for the variables the environment leaves unset.
+  static OtlpExporterOptions FromEnvironment(const env::Defaults* defaults = nullptr);
 };
 
 // Parses the OTEL_EXPORTER_OTLP_HEADERS syntax ("k1=v1,k2=v2", values

@@ -52,6 +52,10 @@ struct ExporterDefaults {
   // The role of OTEL_TRACES_SAMPLER=prism_adaptive when its argument names
   // none: plugins are downstream of the proxy.
   AdaptiveOptions::Role adaptive_role = AdaptiveOptions::Role::kHead;
+  // Values for the OTEL_* / PRISM_* variables above that the environment
+  // leaves unset (env.h): a program's own configuration, under the
+  // environment, without setenv. Read wherever the variable is.
+  env::Defaults environment;
 };
 
 // The exporter names in effect (after defaults and dedup), e.g. {"otlp"}.
