@@ -22,13 +22,19 @@ std::unique_ptr<BatchSpanProcessor> MakeBsp(std::shared_ptr<CountingExporter::St
   return std::make_unique<BatchSpanProcessor>(std::make_unique<CountingExporter>(state), o);
 }
 
+BatchSpanProcessorOptions Options(std::chrono::milliseconds schedule_delay, size_t queue,
+                                  size_t batch) {
+  BatchSpanProcessorOptions o;
+  o.schedule_delay = schedule_delay;
+  o.max_queue_size = queue;
+  o.max_export_batch_size = batch;
+  return o;
+}
+
 TEST(BatchSpanProcessorTest, ExportsFullBatchesNotTrickles) {
   auto state = std::make_shared<CountingExporter::State>();
-  BatchSpanProcessorOptions o;
-  o.schedule_delay = 10s;  // only full batches may go out during the test
-  o.max_queue_size = 2048;
-  o.max_export_batch_size = 100;
-  auto bsp = MakeBsp(state, o);
+  // A 10 s delay: only full batches may go out during the test.
+  auto bsp = MakeBsp(state, Options(10s, 2048, 100));
   for (int i = 0; i < 1050; ++i) {
     bsp->OnEnd(MakeSampledSpanData());
     if (i % 7 == 0) std::this_thread::sleep_for(50us);  // trickle in
@@ -52,11 +58,7 @@ TEST(BatchSpanProcessorTest, ExportsFullBatchesNotTrickles) {
 // lost), so nothing is dropped and batches are full.
 TEST(BatchSpanProcessorTest, SteadyRateExportsFullBatchesWithoutDrops) {
   auto state = std::make_shared<CountingExporter::State>();
-  BatchSpanProcessorOptions o;
-  o.schedule_delay = 10s;
-  o.max_queue_size = 200;
-  o.max_export_batch_size = 50;
-  auto bsp = MakeBsp(state, o);
+  auto bsp = MakeBsp(state, Options(10s, 200, 50));
   auto start = std::chrono::steady_clock::now();
   for (int ms = 0; ms < 200; ++ms) {
     for (int i = 0; i < 10; ++i) bsp->OnEnd(MakeSampledSpanData());
@@ -102,11 +104,7 @@ TEST(BatchSpanProcessorTest, UnsampledSpansAreNotExported) {
 TEST(BatchSpanProcessorTest, FullQueueDropsAndCountsWithoutBlocking) {
   auto state = std::make_shared<CountingExporter::State>();
   state->stall = true;
-  BatchSpanProcessorOptions o;
-  o.schedule_delay = 1ms;
-  o.max_queue_size = 64;
-  o.max_export_batch_size = 16;
-  auto bsp = MakeBsp(state, o);
+  auto bsp = MakeBsp(state, Options(1ms, 64, 16));
   uint64_t dropped_before = Diagnostics().spans_dropped;
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 10000; ++i) bsp->OnEnd(MakeSampledSpanData());
@@ -208,11 +206,9 @@ TEST(BatchSpanProcessorTest, ConcurrentProducersLoseNothingAndExportNothingTwice
   constexpr int kThreads = 4;
   constexpr int kPerThread = 2000;
   auto seen = std::make_shared<Seen>();
-  BatchSpanProcessorOptions o;
-  o.schedule_delay = 1ms;  // the worker drains while the producers push
-  o.max_queue_size = kThreads * kPerThread;
-  o.max_export_batch_size = 64;
-  BatchSpanProcessor bsp(std::make_unique<NameExporter>(seen), o);
+  // A 1 ms delay: the worker drains while the producers push.
+  BatchSpanProcessor bsp(std::make_unique<NameExporter>(seen),
+                         Options(1ms, kThreads * kPerThread, 64));
   std::vector<std::thread> producers;
   for (int t = 0; t < kThreads; ++t) {
     producers.emplace_back([&bsp, t] {
@@ -239,11 +235,7 @@ TEST(BatchSpanProcessorTest, ConcurrentProducersLoseNothingAndExportNothingTwice
 // starts no thread, so ThreadSanitizer (make unit-tsan) follows it too.
 TEST(BatchSpanProcessorTest, ForkUnderLoadLosesNothingInTheParent) {
   auto state = std::make_shared<CountingExporter::State>();
-  BatchSpanProcessorOptions o;
-  o.schedule_delay = 1ms;
-  o.max_queue_size = 8192;
-  o.max_export_batch_size = 64;
-  auto bsp = MakeBsp(state, o);
+  auto bsp = MakeBsp(state, Options(1ms, 8192, 64));
   constexpr int kProducers = 2;
   constexpr int kPerProducer = 3000;
   std::atomic<bool> go{false};
