@@ -17,6 +17,9 @@ namespace prism::plugin::testing {
 // choice (left behind on failure for inspection).
 std::string MakeTempDir(const std::string& prefix);
 
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
 class ChildProcess {
  public:
   // Starts `exe args...` with the current environment plus `env` (KEY=VALUE);

@@ -17,22 +17,6 @@
 
 namespace prism::redis::testing {
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extra)) {
   dir_ = prism::plugin::testing::MakeTempDir("prism-redis-");
   for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
