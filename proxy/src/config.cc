@@ -176,7 +176,8 @@ absl::StatusOr<uint8_t> ParseRights(const Parser& p, const YAML::Node& node,
   } else if (node.IsSequence()) {
     for (const auto& n : node) items.push_back(n);
   } else {
-    return p.Error(node, key, "expected rights: read, write or [read, write]");
+    return p.Error(node, key,
+                   "expected rights: one of read, write, publish, subscribe or a list of them");
   }
   uint8_t rights = kNone;
   for (const auto& n : items) {
@@ -187,8 +188,13 @@ absl::StatusOr<uint8_t> ParseRights(const Parser& p, const YAML::Node& node,
       rights |= kWrite;
     } else if (r == "read-write" || r == "rw" || r == "readwrite") {
       rights |= kRead | kWrite;
+    } else if (r == "publish") {
+      rights |= kPublish;
+    } else if (r == "subscribe") {
+      rights |= kSubscribe;
     } else {
-      return p.Error(n, key, "unknown right '" + r + "' (expected read or write)");
+      return p.Error(n, key,
+                     "unknown right '" + r + "' (expected read, write, publish or subscribe)");
     }
   }
   return rights;
@@ -427,10 +433,16 @@ std::string DefaultDataDir() {
 }
 
 std::string RightsToString(uint8_t rights) {
-  if ((rights & (kRead | kWrite)) == (kRead | kWrite)) return "read,write";
-  if (rights & kRead) return "read";
-  if (rights & kWrite) return "write";
-  return "none";
+  std::string out;
+  for (auto [bit, name] : {std::pair<uint8_t, const char*>{kRead, "read"},
+                           {kWrite, "write"},
+                           {kPublish, "publish"},
+                           {kSubscribe, "subscribe"}}) {
+    if (!(rights & bit)) continue;
+    if (!out.empty()) out += ",";
+    out += name;
+  }
+  return out.empty() ? "none" : out;
 }
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& source_name) {

@@ -181,8 +181,8 @@ int main(int argc, char** argv) {
   }
   // The one trace-file rule (PRISM_TRACE_FILE, tracing.trace_file, the data
   // directory), shared with the plugins and the CLI.
-  fs::path trace_file = prism::tracing::ResolveTraceFilePath(
-      config.tracing.trace_file.value_or(""), config.data_dir);
+  fs::path trace_file =
+      prism::tracing::ResolveTraceFilePath(config.tracing.trace_file.value_or(""), config.data_dir);
   trace_file = fs::absolute(trace_file, ec);
   // Plugins inherit the environment: they append to the same trace file.
   setenv("PRISM_TRACE_FILE", trace_file.c_str(), 1);
@@ -319,7 +319,9 @@ int main(int argc, char** argv) {
   int selected_port = 0;
   builder.AddListeningPort(config.listen, creds, &selected_port);
   UnknownMethodService unknown_methods;
+  ProxyPubSubService pubsub(service);
   builder.RegisterService(&service);
+  builder.RegisterService(&pubsub);
   builder.RegisterCallbackGenericService(&unknown_methods);
   // What one client, or many, can make the server hold (docs/config.md,
   // "Limits"): messages as large as docs/api.md promises and no larger, a
@@ -402,6 +404,9 @@ int main(int argc, char** argv) {
   }
   LogInfo(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
           "; draining in-flight calls");
+  // Subscriptions never end by themselves: end them (UNAVAILABLE to their
+  // callers) rather than hold the drain for drain_timeout.
+  pubsub.CancelAll();
   server->Shutdown(std::chrono::system_clock::now() + config.drain_timeout);
   server->Wait();
   LogInfo("in-flight calls drained; stopping plugins and flushing spans");
