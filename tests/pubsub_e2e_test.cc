@@ -13,6 +13,7 @@
 #include <regex>
 #include <thread>
 
+#include "auth.h"
 #include "nats_server.h"
 #include "prism/v1/pubsub.grpc.pb.h"
 #include "support.h"
@@ -24,6 +25,11 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 using prism::nats::testing::NatsServer;
+
+// An idle grpc++ 1.51 client reads the proxy's GOAWAY only when its backup
+// poller runs (every 5 s by default): a stopping proxy would wait for the
+// test's own idle channels. Set before gRPC starts (static initialization).
+const bool kFastPoll = setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "50", 1) == 0;
 
 std::string Config(const NatsServer& nats, const std::string& extra_settings = "") {
   return "namespaces:\n"
@@ -377,6 +383,63 @@ TEST_F(PubSubE2E, BadInput) {
       << unknown.err;
   auto usage = RunProcess(CliBinary(), {"sub", "events"}, env_);
   EXPECT_EQ(usage.exit_code, 2);
+}
+
+// publish and subscribe are rights of their own; read/write grant neither.
+TEST_F(PubSubE2E, PublishAndSubscribeRights) {
+  ASSERT_TRUE(nats_.ok());
+  dir_ = MakeTempDir();
+  const std::string kv = "kv-token", pub = "pub-token", sub = "sub-token";
+  std::string yaml =
+      Config(nats_) + "tokens:\n" + "  - {name: kv, sha256: " + prism::proxy::Sha256Hex(kv) +
+      ", rights: {events: [read, write]}}\n" +
+      "  - {name: pub, sha256: " + prism::proxy::Sha256Hex(pub) + ", rights: {events: publish}}\n" +
+      "  - {name: sub, sha256: " + prism::proxy::Sha256Hex(sub) +
+      ", rights: {events: subscribe}}\n";
+  proxy_ = std::make_unique<Proxy>(dir_, yaml);
+  ASSERT_TRUE(proxy_->ok()) << ReadFile(proxy_->stderr_path());
+  std::map<std::string, std::string> env = {{"PRISM_ADDR", proxy_->address()},
+                                            {"OTEL_TRACES_EXPORTER", "none"}};
+  auto run = [&](const std::vector<std::string>& args, const std::string& token) {
+    auto e = env;
+    e["PRISM_TOKEN"] = token;
+    return RunProcess(CliBinary(), args, e);
+  };
+  auto denied = run({"pub", "events", "orders", "x"}, kv);
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_NE(denied.err.find("PERMISSION_DENIED: token 'kv' has no publish right"),
+            std::string::npos)
+      << denied.err;
+  EXPECT_EQ(run({"pub", "events", "orders", "x"}, pub).exit_code, 0);
+  auto no_sub = run({"sub", "events", "orders", "--count", "1"}, pub);
+  EXPECT_EQ(no_sub.exit_code, 1);
+  EXPECT_NE(no_sub.err.find("has no subscribe right"), std::string::npos) << no_sub.err;
+  auto kv_sub = run({"sub", "events", "orders", "--count", "1"}, kv);
+  EXPECT_NE(kv_sub.err.find("has no subscribe right"), std::string::npos) << kv_sub.err;
+  // The subscribe token subscribes (and is refused a publish).
+  auto e = env;
+  e["PRISM_TOKEN"] = sub;
+  Process p(CliBinary(), {"sub", "events", "orders", "--count", "1", "--json"}, e,
+            dir_ + "/sub.stderr");
+  ASSERT_NE(p.WaitForLine("\"subscribed\"", 10s), "") << ReadFile(dir_ + "/sub.stderr");
+  EXPECT_EQ(run({"pub", "events", "orders", "x"}, sub).exit_code, 1);
+  EXPECT_EQ(run({"pub", "events", "orders", "for sub"}, pub).exit_code, 0);
+  EXPECT_EQ(p.Wait(10s), 0);
+  EXPECT_NE(p.output().find("\"data\":\"for sub\""), std::string::npos) << p.output();
+}
+
+// A stopping proxy ends open subscriptions at once instead of waiting
+// drain_timeout for streams that never end by themselves.
+TEST_F(PubSubE2E, ProxyStopEndsSubscriptions) {
+  Start();
+  Subscriber s(OwnChannel(proxy_->address()), "orders");
+  ASSERT_TRUE(s.WaitSubscribed());
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(proxy_->Stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  grpc::Status st = s.WaitDone();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::CANCELLED) << st.error_message();
+  EXPECT_EQ(WaitSubscriptions(baseline_), baseline_);
 }
 
 }  // namespace

@@ -423,8 +423,14 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
 
   // The caller went away (or the proxy is stopping): end the plugin's stream,
   // which ends its NATS subscription.
+  // Holds a reference while cancelling: gRPC may run the plugin stream's
+  // OnDone, and so the last Release, inside TryCancel. Every caller runs
+  // before this reactor's own OnDone, so the count is above zero here.
   void Cancel() {
-    if (forwarding_.load(std::memory_order_acquire)) client_ctx_->TryCancel();
+    if (!forwarding_.load(std::memory_order_acquire)) return;
+    remaining_.fetch_add(1);
+    client_ctx_->TryCancel();
+    Release();
   }
   void OnCancel() override { Cancel(); }
 
