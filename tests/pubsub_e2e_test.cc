@@ -48,12 +48,12 @@ std::shared_ptr<grpc::Channel> OwnChannel(const std::string& addr) {
 
 grpc::Status Publish(prism::v1::PubSub::Stub& stub, const std::string& subject,
                      const std::string& data, const std::string& ns = "events") {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
   prism::v1::PublishRequest req;
   req.set_namespace_(ns);
   req.set_subject(subject);
   req.set_data(data);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
   prism::v1::PublishResponse resp;
   return stub.Publish(&ctx, req, &resp);
 }

@@ -600,14 +600,14 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     if (pub_cmd->parsed()) {
-      KvCall call(ps, "/prism.v1.PubSub/Publish");
       prism::v1::PublishRequest req;
       req.set_namespace_(ps.ns);
       req.set_subject(subject);
       req.set_data(message);
+      KvCall call(ps, "/prism.v1.PubSub/Publish");
       prism::v1::PublishResponse resp;
-      grpc::Status s = call.pubsub().Publish(&call.ctx(), req, &resp);
-      return call.Finish(s, json::object(), "published\n");
+      return call.Finish(call.pubsub().Publish(&call.ctx(), req, &resp), json::object(),
+                         "published\n");
     }
     return Subscribe(ps, subject, queue_group, count);
   }

@@ -1,5 +1,6 @@
 // prism-plugin-nats: prism.v1.PubSub on core NATS (cnats).
 #include <memory>
+#include <type_traits>
 
 #include "nats_service.h"
 #include "prism/plugin/serve.h"
@@ -29,36 +30,34 @@ int main(int argc, char** argv) {
   def.make_service =
       [](const prism::plugin::PluginEnv& env) -> absl::StatusOr<std::unique_ptr<grpc::Service>> {
     prism::nats::NatsOptions o;
-    o.url = env.settings.Get("url");
-    if (o.url.empty() || o.url.size() > 1024) {
-      return absl::InvalidArgumentError("--url: expected nats://HOST:PORT (at most 1024 bytes)");
-    }
     o.connection_name = env.settings.Get("connection-name");
+    o.url = env.settings.Get("url");
     if (o.connection_name.size() > 128) {
       return absl::InvalidArgumentError("--connection-name: at most 128 bytes");
     }
-    auto wait = env.settings.GetInt("reconnect-wait-ms", 1, 600000);
-    if (!wait.ok()) return wait.status();
-    auto connect = env.settings.GetInt("connect-timeout-ms", 1, 600000);
-    if (!connect.ok()) return connect.status();
-    auto data = env.settings.GetInt("max-data-bytes", 0, 64 * 1024 * 1024);
-    if (!data.ok()) return data.status();
-    auto msgs = env.settings.GetInt("buffer-messages", 1, 1 << 20);
-    if (!msgs.ok()) return msgs.status();
-    auto bytes = env.settings.GetInt("buffer-bytes", 1, int64_t{1} << 32);
-    if (!bytes.ok()) return bytes.status();
-    if (*bytes < *data) {
+    // cnats checks the URL's form when it connects (a bad one: exit code 1).
+    if (o.url.empty() || o.url.size() > 1024) {
+      return absl::InvalidArgumentError("--url: expected nats://HOST:PORT (at most 1024 bytes)");
+    }
+    // Each bounded setting into its field, or the error naming the flag.
+    auto read = [&](const char* name, int64_t min, int64_t max, auto& field) -> absl::Status {
+      auto v = env.settings.GetInt(name, min, max);
+      if (!v.ok()) return v.status();
+      field = static_cast<std::remove_reference_t<decltype(field)>>(*v);
+      return absl::OkStatus();
+    };
+    for (absl::Status st : {read("reconnect-wait-ms", 1, 600000, o.reconnect_wait_ms),
+                            read("connect-timeout-ms", 1, 600000, o.connect_timeout_ms),
+                            read("max-data-bytes", 0, 64 * 1024 * 1024, o.max_data_bytes),
+                            read("buffer-messages", 1, 1 << 20, o.buffer_messages),
+                            read("buffer-bytes", 1, int64_t{1} << 32, o.buffer_bytes),
+                            read("max-subscriptions", 1, 100000, o.max_subscriptions)}) {
+      if (!st.ok()) return st;
+    }
+    if (o.buffer_bytes < o.max_data_bytes) {
       return absl::InvalidArgumentError(
           "--buffer-bytes must be at least --max-data-bytes (one message must fit)");
     }
-    auto subs = env.settings.GetInt("max-subscriptions", 1, 100000);
-    if (!subs.ok()) return subs.status();
-    o.reconnect_wait_ms = static_cast<int>(*wait);
-    o.connect_timeout_ms = static_cast<int>(*connect);
-    o.max_data_bytes = static_cast<size_t>(*data);
-    o.buffer_messages = static_cast<size_t>(*msgs);
-    o.buffer_bytes = static_cast<size_t>(*bytes);
-    o.max_subscriptions = static_cast<int>(*subs);
     o.tracer = env.tracer;
     auto service = prism::nats::NatsService::Open(std::move(o));
     if (!service.ok()) return service.status();

@@ -20,10 +20,10 @@
 
 namespace prism::nats::testing {
 
-NatsServer::NatsServer() {
-  dir_ = prism::plugin::testing::MakeTempDir("prism-nats-");
-  for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
-    port_ = prism::plugin::testing::FreePort();  // may be taken in between: try again
+NatsServer::NatsServer() : dir_(prism::plugin::testing::MakeTempDir("prism-nats-")) {
+  // Another process may take a free port before the server binds it: three tries.
+  for (int attempt = 0; attempt < 3 && !ok(); ++attempt) {
+    port_ = prism::plugin::testing::FreePort();
     monitor_port_ = prism::plugin::testing::FreePort();
     Start();
   }
@@ -31,69 +31,32 @@ NatsServer::NatsServer() {
 
 NatsServer::~NatsServer() {
   Kill();
-  if (!dir_.empty() && !std::getenv("PRISM_NATS_KEEP")) {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  prism::plugin::testing::RemoveTempDir(dir_, "PRISM_NATS_KEEP");
 }
 
 std::string NatsServer::Log() const { return prism::plugin::testing::ReadFile(dir_ + "/nats.log"); }
 
 bool NatsServer::Start() {
-  std::vector<std::string> args = {PRISM_NATS_SERVER,
-                                   "-a",
-                                   "127.0.0.1",
-                                   "-p",
-                                   std::to_string(port_),
-                                   "-m",
-                                   std::to_string(monitor_port_),
-                                   "-l",
-                                   dir_ + "/nats.log"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-      dup2(null, 0);
-      dup2(null, 1);
-      dup2(null, 2);
-    }
-    execv(argv[0], argv.data());
-    execvp("nats-server", argv.data());
-    _exit(127);
+  // Clients on -p, the monitoring endpoint (/healthz, /subsz) on -m.
+  std::vector<std::string> args = {PRISM_NATS_SERVER, "-a", "127.0.0.1", "-l", dir_ + "/nats.log"};
+  for (auto [flag, port] : {std::pair<const char*, int>{"-p", port_}, {"-m", monitor_port_}}) {
+    args.push_back(flag);
+    args.push_back(std::to_string(port));
   }
-  if (pid < 0) return false;
-  pid_ = pid;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      pid_ = -1;  // exited (a port taken?)
-      return false;
-    }
-    if (Monitor("/healthz").find("ok") != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  Kill();
-  return false;
+  pid_t pid = prism::plugin::testing::SpawnServer(std::move(args), "nats-server");
+  bool up = prism::plugin::testing::WaitServerReady(
+      pid, [&] { return Monitor("/healthz").find("ok") != std::string::npos; });
+  pid_ = up ? pid : -1;
+  return up;
 }
 
-void NatsServer::Kill() {
-  if (pid_ <= 0) return;
-  kill(pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
-  pid_ = -1;
-}
-
+// On the same ports, so clients reconnect to it.
 bool NatsServer::Restart() {
-  Kill();
+  prism::plugin::testing::KillServer(pid_);
   return Start();
 }
+
+void NatsServer::Kill() { prism::plugin::testing::KillServer(pid_); }
 
 std::string NatsServer::Monitor(const std::string& path) const {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -55,10 +55,10 @@ TEST(Subject, TemporarySubjectsStayOutOfSpanNames) {
 class NatsPlugin : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(server_.ok()) << server_.Log();
-    dir_ = pt::MakeTempDir("prism-nats-plugin-");
-    trace_file_ = dir_ + "/traces.jsonl";
     addr_ = "127.0.0.1:" + std::to_string(pt::FreePort());
+    dir_ = pt::MakeTempDir("prism-nats-plugin-");
+    ASSERT_TRUE(server_.ok()) << server_.Log();
+    trace_file_ = dir_ + "/traces.jsonl";
     plugin_ = std::make_unique<pt::ChildProcess>(
         PRISM_NATS_PLUGIN,
         std::vector<std::string>{"--listen", addr_, "--url", server_.url(), "--max-data-bytes",
@@ -77,12 +77,12 @@ class NatsPlugin : public ::testing::Test {
     }
   }
   grpc::Status Publish(const std::string& subject, const std::string& data) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     prism::v1::PublishRequest req;
     req.set_namespace_("events");
     req.set_subject(subject);
     req.set_data(data);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     prism::v1::PublishResponse resp;
     return stub_->Publish(&ctx, req, &resp);
   }
