@@ -670,7 +670,7 @@ int main(int argc, char** argv) {
                 << "tokens:\n"
                 << "  - name: " << token_name << "\n"
                 << "    sha256: " << Sha256Hex(token) << "\n"
-                << "    rights: {\"*\": [read, write]}\n";
+                << "    rights: {\"*\": [read, write, publish, subscribe]}\n";
       return 0;
     }
     if (token_hash->parsed()) {

@@ -226,9 +226,10 @@ int main(int argc, char** argv) {
           std::cerr << "prism-proxy: cannot generate an access token\n";
           return kExitFailure;
         }
-        tokens.push_back(TokenConfig{"generated",
-                                     Sha256Hex(generated_token),
-                                     {{"*", static_cast<uint8_t>(kRead | kWrite)}}});
+        tokens.push_back(
+            TokenConfig{"generated",
+                        Sha256Hex(generated_token),
+                        {{"*", static_cast<uint8_t>(kRead | kWrite | kPublish | kSubscribe)}}});
         auth_line =
             "auth: not on loopback and no tokens configured; generated token (valid "
             "until exit, all namespaces): " +
