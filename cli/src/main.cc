@@ -5,6 +5,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,16 +16,19 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "prism/grpc_tracing/carriers.h"
 #include "prism/grpc_tracing/semconv.h"
 #include "prism/plugin/limits.h"
+#include "prism/tracing/carriers.h"
 #include "prism/tracing/env.h"
 #include "prism/tracing/exporters/file_exporter.h"
 #include "prism/tracing/exporters/setup.h"
 #include "prism/tracing/global.h"
 #include "prism/tracing/ids.h"
 #include "prism/v1/kv.grpc.pb.h"
+#include "prism/v1/pubsub.grpc.pb.h"
 #include "trace_file.h"
 
 namespace pt = prism::tracing;
@@ -57,6 +62,7 @@ struct KvOptions {
   std::string addr, token, token_file, ns = "default", request_id, ca_file, ca_pem;
   double timeout_s = 10;
   bool tls = false, json = false, base64 = false, no_trace = false;
+  bool deadline = true;  // false for `prism sub`: it runs until Ctrl-C or --count
 };
 
 // A token read from a file or the environment loses one trailing newline
@@ -152,8 +158,10 @@ class KvCall {
     args.SetMaxReceiveMessageSize(prism::plugin::kMaxMessageBytes);
     channel_ = grpc::CreateCustomChannel(o.addr, creds, args);
     stub_ = prism::v1::KeyValue::NewStub(channel_);
-    ctx_.set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000)));
+    pubsub_ = prism::v1::PubSub::NewStub(channel_);
+    const auto deadline = std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000));
+    if (o.deadline) ctx_.set_deadline(deadline);
     if (!o.token.empty()) ctx_.AddMetadata("authorization", "Bearer " + o.token);
     if (!o.request_id.empty()) ctx_.AddMetadata("x-request-id", o.request_id);
     pt::Tracer tracer = pt::GetTracer("prism-cli");
@@ -170,7 +178,7 @@ class KvCall {
     }
     gt::ClientContextCarrier carrier(ctx_);
     pt::GlobalPropagator()->Inject(pt::Context(span_.context()), carrier);
-    Connect(tracer, ctx_.deadline());
+    Connect(tracer, deadline);
   }
 
   // The CLI's channel is new, so its first call pays for TCP (and TLS) setup
@@ -213,6 +221,8 @@ class KvCall {
 
   grpc::ClientContext& ctx() { return ctx_; }
   prism::v1::KeyValue::Stub& stub() { return *stub_; }
+  prism::v1::PubSub::Stub& pubsub() { return *pubsub_; }
+  const pt::SpanContext& span_context() const { return span_.context(); }
 
   // Ends the span, prints the result (or the error) and the trace id, then
   // exports the spans; returns the exit code.
@@ -267,12 +277,166 @@ class KvCall {
   std::shared_ptr<pt::TracerProvider> provider_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<prism::v1::KeyValue::Stub> stub_;
+  std::unique_ptr<prism::v1::PubSub::Stub> pubsub_;
   grpc::ClientContext ctx_;
   pt::Span span_;
 };
 
 std::string Printable(const std::string& v) {
   return v + (v.empty() || v.back() != '\n' ? "\n" : "");
+}
+
+// The connection options of `kv`, `pub` and `sub`.
+void AddCallOptions(CLI::App* cmd, KvOptions& o) {
+  cmd->add_option("-a,--addr", o.addr, "proxy address (env PRISM_ADDR)")->capture_default_str();
+  cmd->add_option("-t,--token", o.token, "access token (env PRISM_TOKEN)");
+  cmd->add_option("--token-file", o.token_file,
+                  "read the access token from FILE (one trailing newline is dropped)");
+  cmd->add_option("--timeout", o.timeout_s, "deadline in seconds")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            char* end = nullptr;
+            double d = std::strtod(v.c_str(), &end);
+            return !v.empty() && *end == '\0' && d > 0 && d <= 86400
+                       ? std::string()
+                       : "must be a number of seconds above 0 and at most 86400, got '" + v + "'";
+          },
+          "SECONDS"));
+  cmd->add_option("--request-id", o.request_id, "x-request-id to send");
+  cmd->add_flag("--tls", o.tls, "use TLS");
+  cmd->add_option("--ca-file", o.ca_file, "PEM root certificates for --tls");
+  cmd->add_flag("--json", o.json, "print JSON");
+  cmd->add_flag("--no-trace", o.no_trace, "do not write a client span");
+}
+
+// Checks and completes the options after parsing: 0, or the exit code.
+int PrepareCallOptions(KvOptions& o) {
+  if (o.addr.empty()) {
+    std::cerr << "prism: --addr is empty\n";
+    return kExitUsage;
+  }
+  if (!o.token_file.empty()) {
+    if (!ReadFlagFile("--token-file", o.token_file, o.token)) return kExitUsage;
+    o.token = StripOneNewline(o.token);
+  }
+  if (!o.ca_file.empty() && !o.tls) {
+    std::cerr << "prism: --ca-file needs --tls (without it the call would go out in plain text)\n";
+    return kExitUsage;
+  }
+  if (!o.ca_file.empty()) {
+    if (!ReadFlagFile("--ca-file", o.ca_file, o.ca_pem)) return kExitUsage;
+    if (o.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      std::cerr << "prism: --ca-file '" << prism::cli::EscapeNonPrintable(o.ca_file)
+                << "': no PEM certificate in it\n";
+      return kExitUsage;
+    }
+  }
+  // gRPC aborts the process on a header value it cannot send: refuse them here.
+  for (const auto& [what, value] : {std::pair<std::string, const std::string&>{"--addr", o.addr},
+                                    {"the token", o.token},
+                                    {"--request-id", o.request_id}}) {
+    if (std::string why = MetadataProblem(what, value); !why.empty()) {
+      std::cerr << "prism: " << why << "\n";
+      return kExitUsage;
+    }
+  }
+  return 0;
+}
+
+// `prism sub`: one Subscribe stream until Ctrl-C (SIGINT/SIGTERM cancel
+// it) or --count messages. Each message gets a CONSUMER span whose parent is
+// the context it carries (its publisher's trace), and its trace id printed.
+int Subscribe(KvOptions& o, const std::string& subject, const std::string& group, uint64_t count) {
+  o.deadline = false;
+  // Blocked before gRPC starts its threads, so only the waiter takes them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto call = std::make_shared<KvCall>(o, "/prism.v1.PubSub/Subscribe");
+  auto stopped = std::make_shared<std::atomic<bool>>(false);
+  // Detached: it may still wait in sigwait when --count ends the command.
+  std::thread([stop, call, stopped] {
+    int sig = 0;
+    sigwait(&stop, &sig);
+    stopped->store(true);
+    call->ctx().TryCancel();
+  }).detach();
+
+  prism::v1::SubscribeRequest req;
+  req.set_namespace_(o.ns);
+  req.set_subject(subject);
+  req.set_queue_group(group);
+  auto reader = call->pubsub().Subscribe(&call->ctx(), req);
+  reader->WaitForInitialMetadata();
+  // Response headers come once the backend confirmed the subscription; an
+  // error has none (trailers only).
+  if (!MetadataValue(call->ctx().GetServerInitialMetadata(), "x-request-id").empty()) {
+    if (o.json) {
+      std::cout << json{{"subscribed", subject}, {"namespace", o.ns}}.dump() << std::endl;
+    } else {
+      std::cerr << "subscribed to " << subject << " in " << o.ns << " (Ctrl-C to stop)\n";
+    }
+  }
+  pt::Tracer tracer = pt::GetTracer("prism-cli");
+  prism::v1::Message m;
+  uint64_t received = 0;
+  while (reader->Read(&m)) {
+    pt::Context parent;
+    if (!m.traceparent().empty()) {
+      std::map<std::string, std::string> fields{{"traceparent", m.traceparent()}};
+      if (!m.tracestate().empty()) fields["tracestate"] = m.tracestate();
+      pt::MapCarrier carrier(fields);
+      parent = pt::GlobalPropagator()->Extract(carrier, pt::Context());
+    }
+    pt::StartSpanOptions so;
+    so.kind = pt::SpanKind::kConsumer;
+    so.parent = parent.span_context();
+    so.root = !parent.span_context().IsValid();
+    if (call->span_context().IsValid()) so.links.push_back(pt::Link{call->span_context(), {}, 0});
+    // Temporary (_INBOX.) subjects stay out of span names, as in the plugin.
+    const bool temporary = m.subject().rfind("_INBOX.", 0) == 0;
+    pt::Span span =
+        tracer.StartSpan(temporary ? "process" : "process " + m.subject(), std::move(so));
+    if (span.IsRecording()) {
+      span.SetAttribute("messaging.system", "nats");
+      span.SetAttribute("messaging.operation.type", "process");
+      span.SetAttribute("messaging.operation.name", "process");
+      span.SetAttribute("messaging.destination.name", m.subject());
+      span.SetAttribute("messaging.message.body.size", static_cast<int64_t>(m.data().size()));
+      if (!group.empty()) span.SetAttribute("messaging.consumer.group.name", group);
+      span.SetAttribute("prism.namespace", o.ns);
+    }
+    const std::string trace_id =
+        parent.span_context().IsValid() ? parent.span_context().trace_id().ToHex() : "";
+    if (o.json) {
+      json line = {{"subject", m.subject()},
+                   {"trace_id", trace_id},
+                   {"dropped", m.dropped()},
+                   {"dropped_total", m.dropped_total()}};
+      bool text = !o.base64 && IsUtf8(m.data());
+      line["data"] = text ? m.data() : Base64(m.data());
+      line["data_encoding"] = text ? "utf-8" : "base64";
+      std::cout << line.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
+    } else {
+      std::cout << prism::cli::EscapeNonPrintable(m.subject()) << ": "
+                << prism::cli::EscapeNonPrintable(m.data()) << "   (trace "
+                << (trace_id.empty() ? "none" : trace_id);
+      if (m.dropped() > 0) std::cout << "; " << m.dropped() << " dropped before it";
+      std::cout << ")" << std::endl;
+    }
+    span.End();
+    if (count > 0 && ++received >= count) break;
+  }
+  if (count > 0 && received >= count) call->ctx().TryCancel();
+  grpc::Status s = reader->Finish();
+  if (s.error_code() == grpc::StatusCode::CANCELLED &&
+      (stopped->load() || (count > 0 && received >= count))) {
+    s = grpc::Status::OK;  // ended by the user or by --count, not by a failure
+  }
+  return call->Finish(s, json{{"received", received}}, "");
 }
 
 }  // namespace
@@ -287,29 +451,10 @@ int main(int argc, char** argv) {
   kv.token = StripOneNewline(EnvOr("PRISM_TOKEN", ""));
   auto* kv_cmd = app.add_subcommand("kv", "key-value calls through the proxy");
   kv_cmd->require_subcommand(1);
-  kv_cmd->add_option("-a,--addr", kv.addr, "proxy address (env PRISM_ADDR)")->capture_default_str();
-  kv_cmd->add_option("-t,--token", kv.token, "access token (env PRISM_TOKEN)");
-  kv_cmd->add_option("--token-file", kv.token_file,
-                     "read the access token from FILE (one trailing newline is dropped)");
+  AddCallOptions(kv_cmd, kv);
   kv_cmd->add_option("-n,--namespace", kv.ns, "namespace")->capture_default_str();
-  kv_cmd->add_option("--timeout", kv.timeout_s, "deadline in seconds")
-      ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            char* end = nullptr;
-            double d = std::strtod(v.c_str(), &end);
-            return !v.empty() && *end == '\0' && d > 0 && d <= 86400
-                       ? std::string()
-                       : "must be a number of seconds above 0 and at most 86400, got '" + v + "'";
-          },
-          "SECONDS"));
-  kv_cmd->add_option("--request-id", kv.request_id, "x-request-id to send");
-  kv_cmd->add_flag("--tls", kv.tls, "use TLS");
-  kv_cmd->add_option("--ca-file", kv.ca_file, "PEM root certificates for --tls");
-  kv_cmd->add_flag("--json", kv.json, "print JSON");
   kv_cmd->add_flag("--base64", kv.base64,
                    "with --json: the value always as base64 (else base64 only when not UTF-8)");
-  kv_cmd->add_flag("--no-trace", kv.no_trace, "do not write a client span");
   std::string key, value;
   auto* get = kv_cmd->add_subcommand("get", "print the value of KEY");
   get->add_option("key", key, "key")->required();
@@ -320,6 +465,29 @@ int main(int argc, char** argv) {
   del->add_option("key", key, "key")->required();
   auto* exists = kv_cmd->add_subcommand("exists", "does KEY exist?");
   exists->add_option("key", key, "key")->required();
+
+  // ---- pub / sub
+  KvOptions ps;
+  ps.addr = kv.addr;
+  ps.token = kv.token;
+  std::string subject, message, queue_group;
+  uint64_t count = 0;
+  auto* pub_cmd = app.add_subcommand("pub", "publish MESSAGE to SUBJECT in namespace NS");
+  AddCallOptions(pub_cmd, ps);
+  pub_cmd->add_option("namespace", ps.ns, "namespace (NS)")->required();
+  pub_cmd->add_option("subject", subject, "subject, e.g. orders.created")->required();
+  pub_cmd->add_option("message", message, "the message data")->required();
+  auto* sub_cmd = app.add_subcommand(
+      "sub", "print the messages published to SUBJECT in namespace NS, until Ctrl-C or --count");
+  AddCallOptions(sub_cmd, ps);
+  sub_cmd->add_option("namespace", ps.ns, "namespace (NS)")->required();
+  sub_cmd->add_option("subject", subject, "subject; '*' matches a token, '>' the rest")->required();
+  sub_cmd->add_option("--count", count, "stop after N messages (0: until Ctrl-C)")
+      ->capture_default_str();
+  sub_cmd->add_option("--queue", queue_group,
+                      "queue group: the subscribers of one group share the messages");
+  sub_cmd->add_flag("--base64", ps.base64,
+                    "with --json: the data always as base64 (else base64 only when not UTF-8)");
 
   // ---- trace
   std::string trace_path = pt::ResolveTraceFilePath();  // what the exporters write
@@ -374,36 +542,7 @@ int main(int argc, char** argv) {
   }
 
   if (kv_cmd->parsed()) {
-    if (kv.addr.empty()) {
-      std::cerr << "prism: --addr is empty\n";
-      return kExitUsage;
-    }
-    if (!kv.token_file.empty()) {
-      if (!ReadFlagFile("--token-file", kv.token_file, kv.token)) return kExitUsage;
-      kv.token = StripOneNewline(kv.token);
-    }
-    if (!kv.ca_file.empty() && !kv.tls) {
-      std::cerr
-          << "prism: --ca-file needs --tls (without it the call would go out in plain text)\n";
-      return kExitUsage;
-    }
-    if (!kv.ca_file.empty()) {
-      if (!ReadFlagFile("--ca-file", kv.ca_file, kv.ca_pem)) return kExitUsage;
-      if (kv.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-        std::cerr << "prism: --ca-file '" << prism::cli::EscapeNonPrintable(kv.ca_file)
-                  << "': no PEM certificate in it\n";
-        return kExitUsage;
-      }
-    }
-    // gRPC aborts the process on a header value it cannot send: refuse them here.
-    for (const auto& [what, value] : {std::pair<std::string, const std::string&>{"--addr", kv.addr},
-                                      {"the token", kv.token},
-                                      {"--request-id", kv.request_id}}) {
-      if (std::string why = MetadataProblem(what, value); !why.empty()) {
-        std::cerr << "prism: " << why << "\n";
-        return kExitUsage;
-      }
-    }
+    if (int rc = PrepareCallOptions(kv); rc != 0) return rc;
     // protobuf strings: invalid UTF-8 would be refused by the proxy (and
     // logged by libprotobuf on the way out).
     if (!IsUtf8(kv.ns) || !IsUtf8(key)) {
@@ -452,6 +591,25 @@ int main(int argc, char** argv) {
       grpc::Status s = call.stub().Exists(&call.ctx(), req, &resp);
       return call.Finish(s, {{"exists", resp.exists()}}, resp.exists() ? "true\n" : "false\n");
     }
+  }
+
+  if (pub_cmd->parsed() || sub_cmd->parsed()) {
+    if (int rc = PrepareCallOptions(ps); rc != 0) return rc;
+    if (!IsUtf8(ps.ns) || !IsUtf8(subject) || !IsUtf8(queue_group)) {
+      std::cerr << "prism: NS, SUBJECT and --queue must be valid UTF-8\n";
+      return kExitUsage;
+    }
+    if (pub_cmd->parsed()) {
+      prism::v1::PublishRequest req;
+      req.set_namespace_(ps.ns);
+      req.set_subject(subject);
+      req.set_data(message);
+      KvCall call(ps, "/prism.v1.PubSub/Publish");
+      prism::v1::PublishResponse resp;
+      return call.Finish(call.pubsub().Publish(&call.ctx(), req, &resp), json::object(),
+                         "published\n");
+    }
+    return Subscribe(ps, subject, queue_group, count);
   }
 
   if (trace_cmd->parsed()) {
@@ -512,7 +670,7 @@ int main(int argc, char** argv) {
                 << "tokens:\n"
                 << "  - name: " << token_name << "\n"
                 << "    sha256: " << Sha256Hex(token) << "\n"
-                << "    rights: {\"*\": [read, write]}\n";
+                << "    rights: {\"*\": [read, write, publish, subscribe]}\n";
       return 0;
     }
     if (token_hash->parsed()) {

@@ -322,6 +322,7 @@ int Serve(int argc, char** argv, PluginDefinition def) {
                            "; draining in-flight calls (up to " +
                            std::to_string(opts->shutdown_timeout_ms) + " ms)");
   auto started = std::chrono::steady_clock::now();
+  if (def.on_stopping) def.on_stopping();
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(opts->shutdown_timeout_ms));
   server->Wait();

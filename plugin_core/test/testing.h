@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,6 +17,25 @@ namespace prism::plugin::testing {
 // A fresh private directory under $TMPDIR (or /tmp), removed by the caller's
 // choice (left behind on failure for inspection).
 std::string MakeTempDir(const std::string& prefix);
+
+// Removes a test's directory unless the environment variable `keep_env` is
+// set (to look at a backend server's files after a failure).
+void RemoveTempDir(const std::string& dir, const char* keep_env);
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+// A backend server for a test (redis-server, nats-server): `args` run as a
+// child that dies with the test process (PR_SET_PDEATHSIG), stdin and
+// stdout on /dev/null; args[0] is tried as given, then `name` on PATH.
+// -1 when fork fails.
+pid_t SpawnServer(std::vector<std::string> args, const std::string& name);
+// Polls `ready` every 20 ms until it is true (true), or the child exited or
+// `timeout` passed (false; the child is killed and reaped).
+bool WaitServerReady(pid_t pid, const std::function<bool()>& ready,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// SIGCONT (it may be paused), SIGKILL and reap; `pid` becomes -1.
+void KillServer(pid_t& pid);
 
 class ChildProcess {
  public:

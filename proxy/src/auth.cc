@@ -6,16 +6,23 @@
 #include <openssl/sha.h>
 
 #include <cctype>
+#include <utility>
 
 #include "prism/tracing/ids.h"
 
 namespace prism::proxy {
 
 std::string RightsToString(uint8_t rights) {
-  if ((rights & (kRead | kWrite)) == (kRead | kWrite)) return "read,write";
-  if (rights & kRead) return "read";
-  if (rights & kWrite) return "write";
-  return "none";
+  std::string out;
+  for (auto [bit, name] : {std::pair<uint8_t, const char*>{kRead, "read"},
+                           {kWrite, "write"},
+                           {kPublish, "publish"},
+                           {kSubscribe, "subscribe"}}) {
+    if (!(rights & bit)) continue;
+    if (!out.empty()) out += ",";
+    out += name;
+  }
+  return out.empty() ? "none" : out;
 }
 
 std::string Sha256Hex(std::string_view data) {

@@ -178,7 +178,8 @@ absl::StatusOr<uint8_t> ParseRights(const Parser& p, const YAML::Node& node,
   } else if (node.IsSequence()) {
     for (const auto& n : node) items.push_back(n);
   } else {
-    return p.Error(node, key, "expected rights: read, write or [read, write]");
+    return p.Error(node, key,
+                   "expected rights: one of read, write, publish, subscribe or a list of them");
   }
   uint8_t rights = kNone;
   for (const auto& n : items) {
@@ -189,8 +190,13 @@ absl::StatusOr<uint8_t> ParseRights(const Parser& p, const YAML::Node& node,
       rights |= kWrite;
     } else if (r == "read-write" || r == "rw" || r == "readwrite") {
       rights |= kRead | kWrite;
+    } else if (r == "publish") {
+      rights |= kPublish;
+    } else if (r == "subscribe") {
+      rights |= kSubscribe;
     } else {
-      return p.Error(n, key, "unknown right '" + r + "' (expected read or write)");
+      return p.Error(n, key,
+                     "unknown right '" + r + "' (expected read, write, publish or subscribe)");
     }
   }
   return rights;

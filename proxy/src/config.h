@@ -16,8 +16,9 @@ namespace prism::proxy {
 inline constexpr int kDefaultPort = 6051;
 inline constexpr const char* kDefaultListen = "127.0.0.1:6051";
 
-// Access rights, a bit set.
-enum Right : uint8_t { kNone = 0, kRead = 1, kWrite = 2 };
+// Access rights, a bit set. publish/subscribe (prism.v1.PubSub) are rights
+// of their own: read and write (key-value) do not imply them.
+enum Right : uint8_t { kNone = 0, kRead = 1, kWrite = 2, kPublish = 4, kSubscribe = 8 };
 
 struct PluginConfig {
   // Exactly one of command / address. A command is launched and supervised

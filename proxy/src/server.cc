@@ -190,8 +190,10 @@ absl::Status ProxyServer::StartAuth() {
       } else {
         std::string generated = GenerateToken();
         if (generated.empty()) return absl::InternalError("cannot generate an access token");
-        tokens.push_back(TokenConfig{
-            "generated", Sha256Hex(generated), {{"*", static_cast<uint8_t>(kRead | kWrite)}}});
+        tokens.push_back(
+            TokenConfig{"generated",
+                        Sha256Hex(generated),
+                        {{"*", static_cast<uint8_t>(kRead | kWrite | kPublish | kSubscribe)}}});
         auth_line_ =
             "auth: not on loopback and no tokens configured; generated token (valid "
             "until exit, all namespaces): " +
@@ -213,6 +215,7 @@ absl::Status ProxyServer::StartServer() {
   sopts.default_deadline = config_.limits.default_deadline;
   sopts.slow_default = slow_default_;
   service_ = std::make_unique<ProxyService>(*authorizer_, *supervisor_, sopts);
+  pubsub_ = std::make_unique<ProxyPubSubService>(*service_);
   unknown_methods_ = std::make_unique<UnknownMethodService>();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -227,6 +230,7 @@ absl::Status ProxyServer::StartServer() {
   int selected_port = 0;
   builder.AddListeningPort(config_.listen, creds, &selected_port);
   builder.RegisterService(service_.get());
+  builder.RegisterService(pubsub_.get());
   builder.RegisterCallbackGenericService(unknown_methods_.get());
   // What one client, or many, can make the server hold (docs/config.md,
   // "Limits"): messages as large as docs/api.md promises and no larger, a
@@ -317,6 +321,9 @@ void ProxyServer::Cleanup() {
 void ProxyServer::Shutdown() {
   if (shut_down_ || !server_) return;
   shut_down_ = true;
+  // Subscriptions never end by themselves: end them (UNAVAILABLE to their
+  // callers) rather than hold the drain for drain_timeout.
+  pubsub_->CancelAll();
   server_->Shutdown(std::chrono::system_clock::now() + config_.drain_timeout);
   server_->Wait();
   LogInfo("in-flight calls drained; stopping plugins and flushing spans");

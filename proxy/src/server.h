@@ -83,6 +83,7 @@ class ProxyServer {
   std::string runtime_dir_;
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<ProxyService> service_;
+  std::unique_ptr<ProxyPubSubService> pubsub_;  // destroyed before service_
   std::unique_ptr<UnknownMethodService> unknown_methods_;
   std::unique_ptr<grpc::Server> server_;
   std::string where_;  // the address actually bound

@@ -5,10 +5,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <vector>
 
 #include "prism/grpc_tracing/carriers.h"
 #include "prism/grpc_tracing/semconv.h"
 #include "prism/plugin/status.h"
+#include "prism/tracing/carriers.h"
 #include "prism/tracing/context.h"
 #include "prism/tracing/global.h"
 #include "prism/tracing/ids.h"
@@ -31,12 +36,17 @@ constexpr MethodInfo kMethods[] = {
     {"/prism.v1.KeyValue/BatchSet", "BatchSet", "prism.v1.KeyValue/BatchSet", "batch_set", kWrite},
     {"/prism.v1.KeyValue/BatchDelete", "BatchDelete", "prism.v1.KeyValue/BatchDelete",
      "batch_delete", kWrite},
+    {"/prism.v1.PubSub/Publish", "Publish", "prism.v1.PubSub/Publish", "publish", kPublish},
+    {"/prism.v1.PubSub/Subscribe", "Subscribe", "prism.v1.PubSub/Subscribe", "subscribe",
+     kSubscribe},
 };
+constexpr size_t kPublishMethod = 7, kSubscribeMethod = 8;
 
 // The request shape of each method, in kMethods' order (wire.h).
-constexpr RequestShape kShapes[] = {RequestShape::kKey, RequestShape::kSet,  RequestShape::kKey,
-                                    RequestShape::kKey, RequestShape::kKeys, RequestShape::kItems,
-                                    RequestShape::kKeys};
+constexpr RequestShape kShapes[] = {
+    RequestShape::kKey,  RequestShape::kSet,     RequestShape::kKey,
+    RequestShape::kKey,  RequestShape::kKeys,    RequestShape::kItems,
+    RequestShape::kKeys, RequestShape::kPublish, RequestShape::kSubscribe};
 static_assert(std::size(kShapes) == std::size(kMethods));
 
 std::optional<std::string_view> FindMetadata(
@@ -54,36 +64,15 @@ void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& messa
   span.SetStatus(pt::StatusCode::kError, message);
 }
 
-// One forwarded call. A unary reactor on the raw (ByteBuffer) KeyValue
-// methods: the request arrives with the call, with no read to start and no
-// reaction to wait for - cheaper than a generic bidi stream.
-class ForwardReactor final : public grpc::ServerUnaryReactor {
- public:
-  ForwardReactor(const ProxyService& svc, grpc::CallbackServerContext* ctx,
-                 const MethodInfo* method, const grpc::ByteBuffer* request,
-                 grpc::ByteBuffer* response)
-      : svc_(svc), ctx_(ctx), method_(method), request_(*request), response_(*response) {
-    Begin();
-    Handle();
-  }
+// What every proxied call does before it reaches the plugin, unary or
+// streaming: the SERVER span and response ids (Begin), then the namespace
+// check, authentication, authorization and routing (Admit), then the CLIENT
+// span whose context travels to the plugin (StartClientSpan).
+class ProxiedCall {
+ protected:
+  ProxiedCall(const ProxyService& svc, grpc::CallbackServerContext* ctx, const MethodInfo* method)
+      : svc_(svc), ctx_(ctx), method_(method) {}
 
-  void OnCancel() override {
-    if (forwarding_.load(std::memory_order_acquire)) client_ctx_->TryCancel();
-  }
-
-  void OnDone() override {
-    if (Deferred()) Decide();
-    server_span_.End();
-    delete this;
-  }
-
-  // Not gRPC API (grpc++ 1.51 ServerReactor): lets gRPC run OnDone on the
-  // thread that completed the call instead of handing it to its executor
-  // thread - one wake-up and context switch fewer per call. OnDone only ends
-  // a span (a non-blocking queue push) and frees memory.
-  bool InternalInlineable() override { return true; }
-
- private:
   // Extracts the caller's context, starts the SERVER span, sets the response
   // metadata (request id, trace id).
   void Begin() {
@@ -136,22 +125,19 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     return a;
   }
 
-  void Handle() {
+  // Steps 1-3; OK with endpoint_ set, or the status the call ends with
+  // (recorded on the span that decided it).
+  grpc::Status Admit(const grpc::ByteBuffer& request) {
     // 1. The namespace, read from field 1 of the raw request, which is
     // checked whole first: bytes protobuf would refuse are INVALID_ARGUMENT
     // here, and an oversized namespace is refused before it is recorded.
-    auto ns = ReadRequest(request_, kShapes[method_ - kMethods]);
-    if (!ns.ok()) {
-      FinishWith(prism::plugin::ToGrpcStatus(ns.status()), true);
-      return;
-    }
+    auto ns = ReadRequest(request, kShapes[method_ - kMethods]);
+    if (!ns.ok()) return prism::plugin::ToGrpcStatus(ns.status());
     ns_ = std::move(*ns);
     server_span_.SetAttribute("prism.namespace", ns_);
     if (ns_.empty()) {
-      FinishWith(grpc::Status(grpc::INVALID_ARGUMENT,
-                              "the request names no namespace (field 1 'namespace' is empty)"),
-                 true);
-      return;
+      return grpc::Status(grpc::INVALID_ARGUMENT,
+                          "the request names no namespace (field 1 'namespace' is empty)");
     }
 
     // 2. Authentication and authorization.
@@ -164,15 +150,14 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
       absl::Status st = who.ok() ? svc_.auth().Authorize(*who, ns_, method_->right) : who.status();
       if (auth.IsRecording()) {
         auth.SetAttribute("prism.namespace", ns_);
-        auth.SetAttribute("prism.access", method_->right == kRead ? "read" : "write");
+        auth.SetAttribute("prism.access", RightsToString(method_->right));
         if (who.ok()) auth.SetAttribute("prism.principal", std::string(who->name));
       }
       if (!st.ok()) {
         grpc::Status gs = prism::plugin::ToGrpcStatus(st);
         RecordError(auth, gs.error_code(), gs.error_message());
         auth.End();
-        FinishWith(gs, true);
-        return;
+        return gs;
       }
     }
 
@@ -187,8 +172,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
         grpc::Status gs(grpc::NOT_FOUND, "unknown namespace '" + ns_ + "'");
         RecordError(route, gs.error_code(), gs.error_message());
         route.End();
-        FinishWith(gs, true);
-        return;
+        return gs;
       }
       plugin_name_ = &backend->plugin_name();
       backend_ = backend;
@@ -199,16 +183,97 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
                                                ns_ + "' is down (" + backend->down_reason() + ")");
         RecordError(route, gs.error_code(), gs.error_message());
         route.End();
-        FinishWith(gs, true);
-        return;
+        return gs;
       }
     }
+    return grpc::Status::OK;
+  }
 
+  // The CLIENT span of the forwarded call, its context in `client`'s metadata.
+  // x-request-id does not travel: plugins have no use for it (the request is
+  // found by its trace), and gRPC sends every extra header as an unindexed
+  // literal, costing both processes on every call.
+  void StartClientSpan(grpc::ClientContext& client) {
+    pt::StartSpanOptions o;
+    o.kind = pt::SpanKind::kClient;
+    o.parent = server_span_.context();
+    client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o),
+                                           [this] { return ClientAttributes(); });
+    gt::ClientContextCarrier out(client);
+    svc_.propagator().Inject(parent_.WithSpanContext(client_span_.context()), out);
+  }
+
+  // A plugin's error as the caller sees it (UNAVAILABLE names the plugin).
+  grpc::Status PluginError(const grpc::Status& s) const {
+    if (s.error_code() == grpc::UNAVAILABLE) {
+      return grpc::Status(grpc::UNAVAILABLE, "plugin " + *plugin_name_ + " for namespace '" + ns_ +
+                                                 "' is unavailable: " + s.error_message());
+    }
+    return s;
+  }
+
+  // The SERVER span's status and the ids repeated in the trailers of an
+  // error; `proxy_decided`: the proxy itself refused the call (auth,
+  // routing, bad input) - recorded as an error with an exception event.
+  void EndServerStatus(const grpc::Status& s, bool proxy_decided) {
+    gt::SetRpcStatus(server_span_, s, /*server_side=*/true);
+    if (!s.ok() && (proxy_decided || gt::IsServerError(s.error_code()))) {
+      RecordError(server_span_, s.error_code(), s.error_message());
+    }
+  }
+
+  bool Deferred() const { return deferred_start_ != std::chrono::steady_clock::time_point(); }
+
+  const ProxyService& svc_;
+  grpc::CallbackServerContext* ctx_;
+  const MethodInfo* method_;
+  pt::Context parent_;
+  pt::Span server_span_, client_span_;
+  std::string request_id_, trace_id_, ns_;
+  const std::string* plugin_name_ = nullptr;
+  std::shared_ptr<const Endpoint> endpoint_;
+  const PluginBackend* backend_ = nullptr;
+  // Adaptive sampling: set when the trace is undecided (deferred).
+  std::chrono::steady_clock::time_point deferred_start_;
+};
+
+// One forwarded unary call. A unary reactor on the raw (ByteBuffer)
+// methods: the request arrives with the call, with no read to start and no
+// reaction to wait for - cheaper than a generic bidi stream.
+class ForwardReactor final : public grpc::ServerUnaryReactor, ProxiedCall {
+ public:
+  ForwardReactor(const ProxyService& svc, grpc::CallbackServerContext* ctx,
+                 const MethodInfo* method, const grpc::ByteBuffer* request,
+                 grpc::ByteBuffer* response)
+      : ProxiedCall(svc, ctx, method), request_(*request), response_(*response) {
+    Begin();
+    Handle();
+  }
+
+  void OnCancel() override {
+    if (forwarding_.load(std::memory_order_acquire)) client_ctx_->TryCancel();
+  }
+
+  void OnDone() override {
+    if (Deferred()) Decide();
+    server_span_.End();
+    delete this;
+  }
+
+  // Not gRPC API (grpc++ 1.51 ServerReactor): lets gRPC run OnDone on the
+  // thread that completed the call instead of handing it to its executor
+  // thread - one wake-up and context switch fewer per call. OnDone only ends
+  // a span (a non-blocking queue push) and frees memory.
+  bool InternalInlineable() override { return true; }
+
+ private:
+  void Handle() {
+    if (grpc::Status st = Admit(request_); !st.ok()) {
+      FinishWith(st, true);
+      return;
+    }
     // 4. Forward the raw bytes; the CLIENT span's context travels in the
-    // metadata. x-request-id does not: plugins have no use for it (the
-    // request is found by its trace), and gRPC sends every extra header as
-    // an unindexed literal, costing both processes on every call.
-    // The caller's deadline travels to the plugin; a cancelled caller cancels
+    // metadata. The caller's deadline travels to the plugin; a cancelled caller cancels
     // the forwarded call (OnCancel). Cheaper than FromCallbackServerContext,
     // which also links census contexts.
     client_ctx_ = std::make_unique<grpc::ClientContext>();
@@ -221,15 +286,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     }
     client_ctx_->set_deadline(deadline);
     forwarding_.store(true, std::memory_order_release);
-    pt::StartSpanOptions o;
-    o.kind = pt::SpanKind::kClient;
-    o.parent = server_span_.context();
-    client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o),
-                                           [this] { return ClientAttributes(); });
-    {
-      gt::ClientContextCarrier out(*client_ctx_);
-      svc_.propagator().Inject(parent_.WithSpanContext(client_span_.context()), out);
-    }
+    StartClientSpan(*client_ctx_);
     endpoint_->stub->UnaryCall(client_ctx_.get(), method_->path, grpc::StubOptions(), &request_,
                                &response_, [this](grpc::Status s) { OnPluginDone(std::move(s)); });
   }
@@ -256,9 +313,8 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
                        "the call set no deadline and the proxy's default of " +
                            std::to_string(svc_.options().default_deadline.count()) +
                            " ms (limits.default_deadline) passed");
-    } else if (s.error_code() == grpc::UNAVAILABLE) {
-      s = grpc::Status(grpc::UNAVAILABLE, "plugin " + *plugin_name_ + " for namespace '" + ns_ +
-                                              "' is unavailable: " + s.error_message());
+    } else {
+      s = PluginError(s);
     }
     FinishWith(s, false);
   }
@@ -266,10 +322,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
   // `proxy_decided`: the proxy itself refused the call (auth, routing, bad
   // input) - recorded as an error on the SERVER span with an exception event.
   void FinishWith(const grpc::Status& s, bool proxy_decided) {
-    gt::SetRpcStatus(server_span_, s, /*server_side=*/true);
-    if (!s.ok() && (proxy_decided || gt::IsServerError(s.error_code()))) {
-      RecordError(server_span_, s.error_code(), s.error_message());
-    }
+    EndServerStatus(s, proxy_decided);
     bool kept_late = false;
     if (Deferred()) {
       // Known now for errors, and for requests already past their latency
@@ -289,8 +342,6 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     }
     Finish(s);  // OK sends *response (the plugin's bytes), errors send none
   }
-
-  bool Deferred() const { return deferred_start_ != std::chrono::steady_clock::time_point(); }
 
   std::chrono::milliseconds SlowThreshold() const {
     if (backend_) {
@@ -316,33 +367,220 @@ class ForwardReactor final : public grpc::ServerUnaryReactor {
     if (client_ctx_ && endpoint_ && !plugin_kept_) svc_.SendKeep(endpoint_, id, reason);
   }
 
-  const ProxyService& svc_;
-  grpc::CallbackServerContext* ctx_;
-  const MethodInfo* method_;
   const grpc::ByteBuffer& request_;  // owned by gRPC until OnDone
   grpc::ByteBuffer& response_;
-  pt::Context parent_;
-  pt::Span server_span_, client_span_;
-  std::string request_id_, trace_id_, ns_;
-  const std::string* plugin_name_ = nullptr;
-  std::shared_ptr<const Endpoint> endpoint_;
   std::unique_ptr<grpc::ClientContext> client_ctx_;
   std::atomic<bool> forwarding_{false};
   bool default_deadline_ = false;  // the caller set none: the proxy's default applies
-  const PluginBackend* backend_ = nullptr;
-  // Adaptive sampling: set when the trace is undecided (deferred).
-  std::chrono::steady_clock::time_point deferred_start_;
   bool plugin_kept_ = false;
   bool error_ = false;
 };
 
-// Anything but the KeyValue methods.
+}  // namespace
+
+// One forwarded Subscribe: a server-streaming reactor to the caller paired
+// with a generic (raw bytes) stream to the plugin. Messages are never
+// decoded: the proxy reads fields 1 (subject) and 3 (traceparent) of each
+// and appends its own field 3 (wire.h). One message is in flight at a time:
+// the next is read from the plugin only when the caller's transport took the
+// previous one, so a slow caller holds back its own stream (HTTP/2 flow
+// control up to the plugin, whose bounded buffer then drops and counts) and
+// nobody else's.
+class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>, ProxiedCall {
+ public:
+  SubscribeReactor(const ProxyService& svc, ProxyPubSubService& owner,
+                   grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request)
+      : ProxiedCall(svc, ctx, &kMethods[kSubscribeMethod]), owner_(owner), request_(*request) {
+    up_.r = this;
+    Begin();
+    if (grpc::Status st = Admit(request_); !st.ok()) {
+      EndServerStatus(st, true);
+      FinishCall(st);
+      return;
+    }
+    client_ctx_ = std::make_unique<grpc::ClientContext>();
+    // The caller's deadline, if any, travels; there is no default one: a
+    // subscription lasts until its caller cancels.
+    if (ctx_->deadline() != std::chrono::system_clock::time_point::max()) {
+      client_ctx_->set_deadline(ctx_->deadline());
+    }
+    StartClientSpan(*client_ctx_);
+    remaining_.fetch_add(1);  // the plugin stream's OnDone
+    // Registered before anything can finish the call (OnDone unregisters);
+    // a cancel before StartCall is kept by the ClientContext.
+    forwarding_.store(true, std::memory_order_release);
+    owner_.Register(this);
+    endpoint_->stub->PrepareBidiStreamingCall(client_ctx_.get(), method_->path, grpc::StubOptions(),
+                                              &up_);
+    up_.StartWriteLast(&request_, grpc::WriteOptions());
+    up_.StartRead(&in_);
+    up_.StartCall();
+    if (ctx_->IsCancelled()) client_ctx_->TryCancel();
+  }
+
+  // The caller went away (or the proxy is stopping): end the plugin's stream,
+  // which ends its NATS subscription.
+  // Holds a reference while cancelling: gRPC may run the plugin stream's
+  // OnDone, and so the last Release, inside TryCancel. Every caller runs
+  // before this reactor's own OnDone, so the count is above zero here.
+  void Cancel() {
+    if (!forwarding_.load(std::memory_order_acquire)) return;
+    remaining_.fetch_add(1);
+    client_ctx_->TryCancel();
+    Release();
+  }
+  void OnCancel() override { Cancel(); }
+
+  void OnWriteDone(bool ok) override {
+    deliver_span_.End();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      write_pending_ = false;
+      if (plugin_done_) {
+        FinishCall(final_status_);
+        return;
+      }
+    }
+    if (!ok) {
+      Cancel();  // the caller's stream is broken: the plugin's OnDone finishes
+      return;
+    }
+    up_.StartRead(&in_);
+  }
+
+  void OnDone() override {
+    if (forwarding_.load(std::memory_order_acquire)) owner_.Unregister(this);
+    server_span_.End();
+    Release();
+  }
+
+ private:
+  struct Upstream final : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+    SubscribeReactor* r = nullptr;
+    // The plugin subscribed (it sends its headers once NATS confirmed the
+    // subscription): so does the caller learn it.
+    void OnReadInitialMetadataDone(bool ok) override {
+      if (ok) r->StartSendInitialMetadata();
+    }
+    void OnReadDone(bool ok) override {
+      if (ok) r->Deliver();
+    }
+    void OnDone(const grpc::Status& s) override { r->OnPluginDone(s); }
+  };
+
+  void Deliver() {
+    std::vector<grpc::Slice> slices;
+    out_.Clear();
+    if (!in_.Dump(&slices).ok()) slices.clear();
+    std::string joined;
+    std::string_view bytes;
+    if (slices.size() == 1) {
+      bytes = std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
+    } else {
+      for (const auto& sl : slices)
+        joined.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+      bytes = joined;
+    }
+    // The plugin's CONSUMER span is the parent of the proxy's delivery span,
+    // whose context replaces it in the message for the subscriber.
+    std::optional<std::string_view> tp = LastStringField(bytes, 3);
+    pt::SpanContext parent;
+    if (tp && !tp->empty()) {
+      std::map<std::string, std::string> fields{{"traceparent", std::string(*tp)}};
+      if (auto ts = LastStringField(bytes, 4); ts && !ts->empty()) fields["tracestate"] = *ts;
+      pt::MapCarrier carrier(fields);
+      parent = svc_.propagator().Extract(carrier, pt::Context()).span_context();
+    }
+    if (parent.IsValid()) {
+      pt::StartSpanOptions o;
+      o.kind = pt::SpanKind::kInternal;
+      o.parent = parent;
+      if (server_span_.context().IsValid())
+        o.links.push_back(pt::Link{server_span_.context(), {}, 0});
+      deliver_span_ = svc_.tracer().StartSpan("prism.pubsub.deliver", std::move(o));
+      if (deliver_span_.IsRecording()) {
+        deliver_span_.SetAttribute("prism.namespace", ns_);
+        deliver_span_.SetAttribute("prism.plugin", *plugin_name_);
+        deliver_span_.SetAttribute("messaging.system", "nats");
+        if (auto subject = LastStringField(bytes, 1)) {
+          deliver_span_.SetAttribute("messaging.destination.name", std::string(*subject));
+        }
+        deliver_span_.SetAttribute(
+            "messaging.message.body.size",
+            static_cast<int64_t>(LastStringField(bytes, 2).value_or("").size()));
+      }
+    }
+    if (deliver_span_.context().IsValid()) {
+      std::map<std::string, std::string> fields;
+      pt::MapCarrier carrier(fields);
+      svc_.propagator().Inject(pt::Context(deliver_span_.context()), carrier);
+      std::string tail;
+      AppendStringField(tail, 3, fields["traceparent"]);
+      slices.emplace_back(tail);
+      out_ = grpc::ByteBuffer(slices.data(), slices.size());
+    } else {
+      out_.Swap(&in_);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      write_pending_ = true;
+    }
+    StartWrite(&out_);
+  }
+
+  void OnPluginDone(const grpc::Status& s) {
+    gt::SetRpcStatus(client_span_, s, /*server_side=*/false);
+    if (!s.ok() && s.error_code() != grpc::CANCELLED) {
+      RecordError(client_span_, s.error_code(), s.error_message());
+    }
+    client_span_.End();
+    grpc::Status out = s.ok() ? s : PluginError(s);
+    EndServerStatus(out, false);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      plugin_done_ = true;
+      final_status_ = out;
+      if (!write_pending_) FinishCall(out);
+    }
+    Release();
+  }
+
+  void FinishCall(const grpc::Status& s) {
+    if (!s.ok()) {
+      ctx_->AddTrailingMetadata("x-request-id", request_id_);
+      if (!trace_id_.empty()) ctx_->AddTrailingMetadata("x-trace-id", trace_id_);
+    }
+    Finish(s);
+  }
+
+  // Deleted when both the caller's stream and the plugin's are done.
+  void Release() {
+    if (remaining_.fetch_sub(1) == 1) delete this;
+  }
+
+  ProxyPubSubService& owner_;
+  const grpc::ByteBuffer& request_;  // owned by gRPC until OnDone
+  Upstream up_;
+  std::unique_ptr<grpc::ClientContext> client_ctx_;
+  std::atomic<bool> forwarding_{false};
+  std::atomic<int> remaining_{1};
+  grpc::ByteBuffer in_, out_;
+  pt::Span deliver_span_;
+  std::mutex mu_;
+  bool write_pending_ = false, plugin_done_ = false;
+  grpc::Status final_status_;
+};
+
+namespace {
+
+// Anything but the KeyValue and PubSub methods.
 class UnimplementedReactor final : public grpc::ServerGenericBidiReactor {
  public:
   explicit UnimplementedReactor(const std::string& method) {
-    Finish(grpc::Status(grpc::UNIMPLEMENTED,
-                        "prism-proxy serves prism.v1.KeyValue only; unknown method '" +
-                            method.substr(0, 200) + "'"));
+    Finish(grpc::Status(
+        grpc::UNIMPLEMENTED,
+        "prism-proxy serves prism.v1.KeyValue and prism.v1.PubSub only; unknown method '" +
+            method.substr(0, 200) + "'"));
   }
   void OnDone() override { delete this; }
 };
@@ -360,8 +598,45 @@ ProxyService::ProxyService(const Authorizer& auth, const Supervisor& plugins,
 
 grpc::ServerUnaryReactor* ProxyService::Forward(size_t method, grpc::CallbackServerContext* ctx,
                                                 const grpc::ByteBuffer* request,
-                                                grpc::ByteBuffer* response) {
+                                                grpc::ByteBuffer* response) const {
   return new ForwardReactor(*this, ctx, &kMethods[method], request, response);
+}
+
+grpc::ServerUnaryReactor* ProxyPubSubService::Publish(grpc::CallbackServerContext* ctx,
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
+  return kv_.Forward(kPublishMethod, ctx, request, response);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ProxyPubSubService::Subscribe(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) {
+  return new SubscribeReactor(kv_, *this, ctx, request);
+}
+
+void ProxyPubSubService::Register(SubscribeReactor* r) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  open_.insert(r);
+  if (stopping_) r->Cancel();
+}
+
+void ProxyPubSubService::Unregister(SubscribeReactor* r) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  open_.erase(r);
+}
+
+void ProxyPubSubService::CancelAll() {
+  // Held while cancelling: a reactor is freed only after it unregistered,
+  // which waits for the lock - unless gRPC runs its OnDone inline in this
+  // thread (hence recursive), where the copy keeps the loop valid.
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  stopping_ = true;
+  std::vector<SubscribeReactor*> open(open_.begin(), open_.end());
+  for (SubscribeReactor* r : open) r->Cancel();
+}
+
+size_t ProxyPubSubService::open_streams() const {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  return open_.size();
 }
 
 void ProxyService::SendKeep(std::shared_ptr<const Endpoint> endpoint, const pt::TraceId& trace_id,

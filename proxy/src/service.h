@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "auth.h"
 #include "plugins.h"
@@ -16,6 +18,7 @@
 #include "prism/tracing/propagation.h"
 #include "prism/tracing/tracer.h"
 #include "prism/v1/kv.grpc.pb.h"
+#include "prism/v1/pubsub.grpc.pb.h"
 
 namespace prism::proxy {
 
@@ -26,7 +29,7 @@ struct MethodInfo {
   const char* name;       // "Get"
   const char* span_name;  // "prism.v1.KeyValue/Get"
   const char* operation;  // "get"
-  uint8_t right;          // kRead or kWrite
+  uint8_t right;          // kRead, kWrite, kPublish or kSubscribe
 };
 
 struct ServiceOptions {
@@ -51,7 +54,8 @@ class ProxyService final : public RawKeyValueService {
  public:
   ProxyService(const Authorizer& auth, const Supervisor& plugins, ServiceOptions options);
 
-  // The method index is the order of the rpcs in kv.proto.
+  // The method index is the order of the rpcs in kv.proto, then Publish (7)
+  // and Subscribe (8) of pubsub.proto.
   using Reactor = grpc::ServerUnaryReactor;
   using Ctx = grpc::CallbackServerContext;
   using Bytes = grpc::ByteBuffer;
@@ -80,9 +84,10 @@ class ProxyService final : public RawKeyValueService {
   std::string SamplingCounters() const;
   std::string TriggerCounters() const;
 
- private:
-  Reactor* Forward(size_t method, Ctx* ctx, const Bytes* request, Bytes* response);
+  // A unary call of method index `method`, forwarded.
+  Reactor* Forward(size_t method, Ctx* ctx, const Bytes* request, Bytes* response) const;
 
+ private:
   const Authorizer& auth_;
   const Supervisor& plugins_;
   ServiceOptions options_;
@@ -93,7 +98,36 @@ class ProxyService final : public RawKeyValueService {
       triggers_in_flight_{0};
 };
 
-// Methods other than the 7 above: UNIMPLEMENTED with a message that says so.
+// prism.v1.PubSub through the same auth, routing and spans: Publish as a
+// forwarded unary call, Subscribe as a raw server stream (service.cc,
+// SubscribeReactor).
+class SubscribeReactor;
+using RawPubSubService = prism::v1::PubSub::WithRawCallbackMethod_Publish<
+    prism::v1::PubSub::WithRawCallbackMethod_Subscribe<prism::v1::PubSub::Service>>;
+class ProxyPubSubService final : public RawPubSubService {
+ public:
+  explicit ProxyPubSubService(const ProxyService& kv) : kv_(kv) {}
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* ctx,
+                                                        const grpc::ByteBuffer* request) override;
+  // Ends every open subscription (the proxy is stopping: a drain would
+  // otherwise wait for streams that never end by themselves).
+  void CancelAll();
+  size_t open_streams() const;
+
+  void Register(SubscribeReactor* r);
+  void Unregister(SubscribeReactor* r);
+
+ private:
+  const ProxyService& kv_;
+  mutable std::recursive_mutex mu_;
+  std::unordered_set<SubscribeReactor*> open_;
+  bool stopping_ = false;
+};
+
+// Methods other than the ones above: UNIMPLEMENTED with a message that says so.
 class UnknownMethodService final : public grpc::CallbackGenericService {
  public:
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;

@@ -144,6 +144,9 @@ absl::StatusOr<std::string_view> ReadRequest(std::string_view bytes, RequestShap
     }
     // A known field with another wire type is an unknown field to protobuf:
     // skipped, as it would be.
+    if (f.number == 3 && f.wire_type == 2 && shape == RequestShape::kSubscribe) {
+      return CheckString(f.payload, "queue_group");
+    }
     if (f.number != 2 || f.wire_type != 2) return absl::OkStatus();
     switch (shape) {
       case RequestShape::kAny:
@@ -151,6 +154,9 @@ absl::StatusOr<std::string_view> ReadRequest(std::string_view bytes, RequestShap
       case RequestShape::kKey:
       case RequestShape::kSet:
         return CheckString(f.payload, "key");
+      case RequestShape::kPublish:
+      case RequestShape::kSubscribe:
+        return CheckString(f.payload, "subject");
       case RequestShape::kKeys:
         return CheckString(f.payload, "keys[" + std::to_string(repeated++) + "]");
       case RequestShape::kItems: {
@@ -186,6 +192,29 @@ absl::StatusOr<uint64_t> ReadVarintField(std::string_view bytes, uint64_t number
   });
   if (!st.ok()) return st;
   return value;
+}
+
+std::optional<std::string_view> LastStringField(std::string_view bytes, uint64_t number) {
+  std::optional<std::string_view> out;
+  absl::Status st = Walk(bytes, "", [&](const Field& f) {
+    if (f.number == number && f.wire_type == 2) out = f.payload;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return std::nullopt;
+  return out;
+}
+
+void AppendStringField(std::string& out, uint64_t number, std::string_view value) {
+  auto varint = [&](uint64_t v) {
+    while (v >= 0x80) {
+      out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out.push_back(static_cast<char>(v));
+  };
+  varint(number << 3 | 2);
+  varint(value.size());
+  out.append(value);
 }
 
 absl::StatusOr<std::string> ReadRequest(const grpc::ByteBuffer& buffer, RequestShape shape) {

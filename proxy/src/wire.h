@@ -4,6 +4,7 @@
 // forward the raw bytes. Depends on nothing but absl (fuzzed in proxy/fuzz).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,11 +18,13 @@ namespace prism::proxy {
 
 // The shape of field 2 onwards, per prism.v1 request type (kv.proto).
 enum class RequestShape {
-  kAny,    // only the structure is checked (no known fields but namespace)
-  kKey,    // Get, Delete, Exists: 2 = key (string)
-  kSet,    // Set: 2 = key (string), 3 = value (bytes)
-  kKeys,   // BatchGet, BatchDelete: 2 = repeated keys (string)
-  kItems,  // BatchSet: 2 = repeated KeyValuePair {1 = key (string), 2 = value (bytes)}
+  kAny,        // only the structure is checked (no known fields but namespace)
+  kKey,        // Get, Delete, Exists: 2 = key (string)
+  kSet,        // Set: 2 = key (string), 3 = value (bytes)
+  kKeys,       // BatchGet, BatchDelete: 2 = repeated keys (string)
+  kItems,      // BatchSet: 2 = repeated KeyValuePair {1 = key (string), 2 = value (bytes)}
+  kPublish,    // PubSub Publish: 2 = subject (string), 3 = data (bytes)
+  kSubscribe,  // PubSub Subscribe: 2 = subject (string), 3 = queue_group (string)
 };
 
 // Walks the serialized request `bytes` and returns its namespace (field 1;
@@ -47,5 +50,14 @@ absl::StatusOr<std::string> ReadRequest(const grpc::ByteBuffer& buffer, RequestS
 absl::StatusOr<uint64_t> ReadVarintField(std::string_view bytes, uint64_t number);
 
 bool IsValidUtf8(std::string_view s);
+
+// The last occurrence of length-delimited field `number` in the serialized
+// message `bytes` (protobuf's rule for a singular field), or nullopt when it
+// is absent or the bytes are malformed. For prism.v1.Message, whose fields
+// the proxy reads without decoding the message.
+std::optional<std::string_view> LastStringField(std::string_view bytes, uint64_t number);
+// Appends field `number` = `value` (wire type 2) to `out`: appended to a
+// message, it replaces an earlier occurrence for every reader.
+void AppendStringField(std::string& out, uint64_t number, std::string_view value);
 
 }  // namespace prism::proxy

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "auth.h"  // RightsToString
+
 namespace prism::proxy {
 namespace {
 
@@ -60,6 +62,22 @@ TEST(Config, ParsesEveryKey) {
   EXPECT_EQ(c->limits.memory_mb, 64);
   ASSERT_TRUE(FinalizeConfig(*c).ok());
   EXPECT_EQ(c->namespaces[0].plugin.settings.at("data-dir"), "/var/lib/prism");
+}
+
+// PubSub rights are their own: [read, write] grants neither (docs/config.md).
+TEST(Config, PublishAndSubscribeRights) {
+  auto c = ParseConfig(
+      "namespaces: {a: {plugin: {command: x}}, b: {plugin: {command: y}}}\ntokens:\n"
+      "  - name: t\n    sha256: "
+      "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\n"
+      "    rights: {a: [publish, subscribe], b: [read, write, subscribe]}\n",
+      "f.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tokens[0].rights.at("a"), kPublish | kSubscribe);
+  EXPECT_EQ(c->tokens[0].rights.at("b"), kRead | kWrite | kSubscribe);
+  EXPECT_EQ(RightsToString(kPublish | kSubscribe), "publish,subscribe");
+  EXPECT_EQ(RightsToString(kRead | kWrite), "read,write");
+  EXPECT_EQ(RightsToString(kNone), "none");
 }
 
 struct BadCase {

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "prism/v1/kv.pb.h"
+#include "prism/v1/pubsub.pb.h"
 
 namespace prism::proxy {
 namespace {
@@ -141,6 +142,48 @@ TEST(Wire, RefusesWhatProtobufCannotParse) {
     item->set_value("\xff");
   }
   EXPECT_EQ(*ReadRequest(bs.SerializeAsString(), RequestShape::kItems), "n");
+}
+
+// PubSub: the subject and queue group are checked like keys; a Message's
+// fields are read and replaced without decoding it (SubscribeReactor).
+TEST(Wire, PubSubRequestsAndMessageFields) {
+  prism::v1::SubscribeRequest sub;
+  sub.set_namespace_("events");
+  sub.set_subject("orders.*");
+  sub.set_queue_group("workers");
+  EXPECT_EQ(*ReadRequest(sub.SerializeAsString(), RequestShape::kSubscribe), "events");
+  std::string bad_group = sub.SerializeAsString() + std::string("\x1a\x01\xff", 3);
+  auto st = ReadRequest(bad_group, RequestShape::kSubscribe);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().message(), "queue_group is not valid UTF-8");
+  std::string bad_subject = std::string("\x0a\x01n\x12\x01\xff", 6);
+  EXPECT_EQ(ReadRequest(bad_subject, RequestShape::kPublish).status().message(),
+            "subject is not valid UTF-8");
+
+  prism::v1::Message m;
+  m.set_subject("orders.eu");
+  m.set_data(std::string(300, 'd'));
+  m.set_traceparent("00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01");
+  m.set_dropped(3);
+  std::string bytes = m.SerializeAsString();
+  EXPECT_EQ(LastStringField(bytes, 1), "orders.eu");
+  EXPECT_EQ(LastStringField(bytes, 2)->size(), 300u);
+  EXPECT_EQ(LastStringField(bytes, 4), std::nullopt);
+  const std::string mine = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-cccccccccccccccc-01";
+  AppendStringField(bytes, 3, mine);
+  EXPECT_EQ(LastStringField(bytes, 3), mine);
+  prism::v1::Message parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.traceparent(), mine) << "protobuf keeps the appended field";
+  EXPECT_EQ(parsed.dropped(), 3u);
+  EXPECT_EQ(parsed.data().size(), 300u);
+  // A value of 200 bytes takes a two-byte length varint.
+  std::string long_value(200, 'v');
+  std::string one;
+  AppendStringField(one, 3, long_value);
+  ASSERT_TRUE(parsed.ParseFromString(one));
+  EXPECT_EQ(parsed.traceparent(), long_value);
+  EXPECT_EQ(LastStringField(std::string("\x1a\x05" "ab", 4), 3), std::nullopt) << "truncated";
 }
 
 TEST(Wire, Utf8) {

@@ -17,22 +17,6 @@
 
 namespace prism::redis::testing {
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extra)) {
   dir_ = prism::plugin::testing::MakeTempDir("prism-redis-");
   for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
@@ -42,15 +26,8 @@ RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extr
 }
 
 RedisServer::~RedisServer() {
-  if (pid_ > 0) {
-    kill(pid_, SIGCONT);
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  if (!dir_.empty() && !std::getenv("PRISM_REDIS_KEEP")) {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  Kill();
+  prism::plugin::testing::RemoveTempDir(dir_, "PRISM_REDIS_KEEP");
 }
 
 std::string RedisServer::Log() const {
@@ -74,50 +51,18 @@ bool RedisServer::Start() {
                                    "--logfile",
                                    dir_ + "/redis.log"};
   args.insert(args.end(), extra_.begin(), extra_.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);  // the parent is already gone
-    int null = open("/dev/null", O_RDWR);
-    if (null >= 0) {
-      dup2(null, 0);
-      dup2(null, 1);
-    }
-    execv(argv[0], argv.data());
-    execvp("redis-server", argv.data());
-    _exit(127);
-  }
-  if (pid < 0) return false;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid) return false;  // exited (port taken?)
-    if (Client c = Connect()) {
-      Reply r = Command(c.get(), {"PING"});
-      // PONG, or NOAUTH from a server started with --requirepass: it answers.
-      if (r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)) {
-        pid_ = pid;
-        return true;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  return false;
+  pid_t pid = prism::plugin::testing::SpawnServer(std::move(args), "redis-server");
+  bool up = prism::plugin::testing::WaitServerReady(pid, [&] {
+    Client c = Connect();
+    Reply r = c ? Command(c.get(), {"PING"}) : nullptr;
+    // PONG, or NOAUTH from a server started with --requirepass: it answers.
+    return r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
+  });
+  if (up) pid_ = pid;
+  return up;
 }
 
-void RedisServer::Kill() {
-  if (pid_ <= 0) return;
-  kill(pid_, SIGCONT);
-  kill(pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
-  pid_ = -1;
-}
+void RedisServer::Kill() { prism::plugin::testing::KillServer(pid_); }
 
 bool RedisServer::Restart() {
   Kill();

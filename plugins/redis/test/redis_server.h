@@ -13,10 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "testing.h"
+
 namespace prism::redis::testing {
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int FreePort();
+// A TCP port on 127.0.0.1 that was free a moment ago (plugin_core's testing.h).
+using prism::plugin::testing::FreePort;
 
 struct ReplyFree {
   void operator()(redisReply* r) const {

@@ -79,6 +79,10 @@ struct PluginDefinition {
   // Builds the KeyValue service (sync or callback API) from the settings.
   // An error stops the plugin with exit code 1 and the error's message.
   std::function<absl::StatusOr<std::unique_ptr<grpc::Service>>(const PluginEnv&)> make_service;
+  // Called when a stop signal arrives, before the server drains: a service
+  // with long-lived streams (a subscription) ends them here, or the drain
+  // would wait for them until --shutdown-timeout-ms.
+  std::function<void()> on_stopping;
   // Called after the server stopped and drained, before spans are flushed.
   std::function<void()> on_stopped;
 };
