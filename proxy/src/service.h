@@ -1,8 +1,19 @@
 #pragma once
 // The proxy's public KeyValue service: the 7 methods as raw (ByteBuffer)
 // unary callbacks that authenticate, route by namespace and forward the
-// bytes to the plugin; anything else gets UNIMPLEMENTED from a generic
+// bytes to the plugin; prism.v1.PubSub through the same steps
+// (ProxyPubSubService); anything else gets UNIMPLEMENTED from a generic
 // service.
+//
+// Thread safety: gRPC calls the methods of both services concurrently from
+// its callback threads; every call has its own reactor. What the services
+// share is read-only after construction (the Authorizer, the namespace
+// table, the tracer) or atomic (each plugin's endpoint, which the
+// Supervisor swaps as a plugin restarts; the trigger counters).
+// Lifetime: ProxyService keeps references to the Authorizer and the
+// Supervisor, and ProxyPubSubService one to the ProxyService; each must
+// outlive the services and the grpc::Server they are registered with.
+// ProxyServer (server.h) owns them all and destroys the server first.
 
 #include <grpcpp/generic/async_generic_service.h>
 
