@@ -365,7 +365,8 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
   // The plugin kept "inner" itself: no trigger for it. fail (the plugin's
   // error span kept it) likewise; the deadline needed one.
   std::string log = Log(proxy);
-  EXPECT_NE(log.find("sampling triggers to plugins: sent=1 failed=0 skipped=0"), std::string::npos) << log;
+  EXPECT_NE(log.find("sampling triggers to plugins: sent=1 failed=0 skipped=0"), std::string::npos)
+      << log;
 }
 
 // Slow traces are kept whole, whichever side was slow: the plugin (its own
@@ -422,6 +423,87 @@ TEST(AdaptiveE2E, SlowRequestsAreKeptWholeOnEitherSide) {
   ASSERT_TRUE(work);
   EXPECT_LT(work->end_ns - work->start_ns, 50'000'000u);
   EXPECT_EQ(traces.count("4bf92f3577b34da6a300000000000008"), 0u);
+}
+
+// Deferred recording (docs/sampling.md): the proxy records nothing of an
+// undecided call while it runs and replays its spans when the trace is
+// kept. A replayed trace must say exactly what a live-recorded one says:
+// the same requests through an always_on proxy and an adaptive one give
+// the same proxy spans - names, kinds, parents, attributes, statuses,
+// exception events - with times inside their parents'.
+TEST(AdaptiveE2E, ReplayedSpansSayWhatLiveOnesSay) {
+  std::string token = "adaptive-test-token-0123456789abcdef";
+  std::string extra = "  b: {plugin: {command: [" + PluginPath() +
+                      "], settings: {delay-ms: \"400\"}}}\n"
+                      "auth: {mode: required}\n"
+                      "tokens:\n"
+                      "  - name: t\n"
+                      "    sha256: " +
+                      prism::proxy::Sha256Hex(token) + "\n    rights: {\"*\": read}\n";
+  // Per request: the proxy's spans, keyed by name and kind, as comparable text.
+  using Shape = std::map<std::string, std::string>;
+  auto run = [&](const std::string& yaml) {
+    std::string dir = MakeTempDir();
+    Proxy proxy(dir, yaml);
+    EXPECT_TRUE(proxy.ok()) << Log(proxy);
+    std::vector<Result> results;
+    {
+      Client c(proxy.address());
+      results.push_back(c.Get("a", "fail-1", 5s, Unsampled(0x41), token));     // plugin error
+      results.push_back(c.Get("nope", "k", 5s, Unsampled(0x42), token));       // unknown namespace
+      results.push_back(c.Get("a", "k", 5s, Unsampled(0x43), ""));             // no token
+      results.push_back(c.Get("b", "slow-1", 5s, Unsampled(0x44), token));     // slow: 400 ms
+      results.push_back(c.Get("b", "slow-2", 100ms, Unsampled(0x45), token));  // deadline
+    }
+    std::this_thread::sleep_for(600ms);  // the overrun plugin call ends
+    EXPECT_EQ(proxy.Stop(), 0);
+    auto traces = FileTraces(proxy.trace_file());
+    std::vector<Shape> shapes;
+    for (size_t i = 0; i < results.size(); ++i) {
+      std::string id = "4bf92f3577b34da6a3" + std::string(12, '0') + "4" + std::to_string(i + 1);
+      Shape shape;
+      const auto& spans = traces[id];
+      const SpanRecord* server = Find(spans, "prism-proxy", kServer);
+      EXPECT_TRUE(server) << id;
+      if (!server) continue;
+      for (const auto& sp : spans) {
+        if (sp.service != "prism-proxy") continue;
+        json attrs = sp.attributes;
+        // What differs by nature between two runs.
+        for (const char* k : {"prism.request_id", "network.peer.port", "server.port",
+                              "server.address", "prism.sampling.reason"}) {
+          attrs.erase(k);
+        }
+        json events = json::array();
+        for (const auto& ev : sp.events) {
+          uint64_t t = ev.value("time_unix_nano", uint64_t{0});
+          EXPECT_TRUE(t >= sp.start_ns && t <= sp.end_ns) << sp.name << " event at " << t;
+          events.push_back({ev.value("name", ""), ev.value("attributes", json::object())});
+        }
+        EXPECT_LE(sp.start_ns, sp.end_ns) << sp.name;
+        EXPECT_GE(sp.start_ns, server->start_ns) << sp.name;
+        EXPECT_LE(sp.end_ns, server->end_ns) << sp.name;
+        std::string parent = sp.parent_span_id == server->span_id ? "server"
+                             : sp.parent_span_id.empty()          ? "none"
+                                                                  : "remote";
+        shape[sp.name + "/" + std::to_string(sp.kind)] =
+            "parent=" + parent + " status=" + std::to_string(sp.status_code) + ":" +
+            sp.status_message + " attributes=" + attrs.dump() + " events=" + events.dump();
+      }
+      shapes.push_back(shape);
+    }
+    return shapes;
+  };
+  std::vector<Shape> live =
+      run("tracing: {sampler: always_on}\nnamespaces:\n  a: {plugin: {command: [" + PluginPath() +
+          "]}}\n" + extra);
+  std::vector<Shape> replayed = run(AdaptiveConfig("", extra, "300ms"));
+  ASSERT_EQ(live.size(), 5u);
+  ASSERT_EQ(replayed.size(), 5u);
+  for (size_t i = 0; i < live.size(); ++i) {
+    EXPECT_FALSE(live[i].empty()) << i;
+    EXPECT_EQ(live[i], replayed[i]) << "request " << i;
+  }
 }
 
 // A plugin that dies mid-request: the proxy's trace is kept, marked error.

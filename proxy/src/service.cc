@@ -56,10 +56,17 @@ std::optional<std::string_view> FindMetadata(
   return std::string_view(it->second.data(), it->second.size());
 }
 
-void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& message) {
+// `at`: when the error happened (a replayed span's), 0 for now.
+void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& message,
+                 uint64_t at = 0) {
   if (!span.IsRecording()) return;
   std::string_view name = gt::StatusCodeName(code);
-  span.RecordException(std::string("grpc.") + std::string(name), message);
+  const std::string type = std::string("grpc.") + std::string(name);
+  if (at) {
+    span.RecordException(at, type, message);
+  } else {
+    span.RecordException(type, message);
+  }
   span.SetAttribute(gt::attr::kErrorType, name);
   span.SetStatus(pt::StatusCode::kError, message);
 }
@@ -68,10 +75,25 @@ void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& messa
 // streaming: the SERVER span and response ids (Begin), then the namespace
 // check, authentication, authorization and routing (Admit), then the CLIENT
 // span whose context travels to the plugin (StartClientSpan).
+//
+// Deferred recording (`defer_recording`, unary calls): when adaptive
+// sampling leaves the trace undecided, the four spans record nothing while
+// the call runs - only their times and outcomes are noted (SpanRun) - and
+// are recorded at the end (Replay) if the trace is kept; a dropped call, 99
+// in 100, pays for no span records (docs/sampling.md, "Deferred recording").
+// Every span says what it says through one Describe* function, used live
+// and in the replay alike.
 class ProxiedCall {
  protected:
-  ProxiedCall(const ProxyService& svc, grpc::CallbackServerContext* ctx, const MethodInfo* method)
-      : svc_(svc), ctx_(ctx), method_(method) {}
+  ProxiedCall(const ProxyService& svc, grpc::CallbackServerContext* ctx, const MethodInfo* method,
+              bool defer_recording = false)
+      : svc_(svc), ctx_(ctx), method_(method), defer_recording_(defer_recording) {}
+
+  // One span's run while its recording is deferred: what its replay needs.
+  struct SpanRun {
+    uint64_t start = 0, end = 0;  // pt::NowUnixNano(); start 0: it did not run
+    grpc::Status status;          // the error it recorded (OK: none)
+  };
 
   // Extracts the caller's context, starts the SERVER span, sets the response
   // metadata (request id, trace id).
@@ -90,12 +112,19 @@ class ProxiedCall {
     opts.kind = pt::SpanKind::kServer;
     opts.parent = parent_.span_context();
     opts.root = !parent_.span_context().IsValid();
+    opts.defer = defer_recording_;
     server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
                                            [this] { return ServerAttributes(); });
+    lazy_ = server_span_.deferred();
+    if (lazy_) {
+      server_run_.start = pt::NowUnixNano();
+      // A cancelled call's peer reads "unknown" by the time of a replay.
+      peer_ = gt::ParsePeer(ctx_->peer());
+    }
     // Adaptive sampling left this trace undecided: it is decided when the
     // request ends (OnDone), on its errors and its latency.
-    if (server_span_.IsRecording() && !server_span_.context().IsSampled() &&
-        svc_.tracer().adaptive()) {
+    if (lazy_ || (server_span_.IsRecording() && !server_span_.context().IsSampled() &&
+                  svc_.tracer().adaptive())) {
       deferred_start_ = std::chrono::steady_clock::now();
     }
     ctx_->AddInitialMetadata("x-request-id", request_id_);
@@ -111,7 +140,7 @@ class ProxiedCall {
   pt::Attributes ServerAttributes() const {
     pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(method_->path),
                                               {svc_.options().listen_host, svc_.listen_port()});
-    gt::Endpoint peer = gt::ParsePeer(ctx_->peer());
+    const gt::Endpoint peer = lazy_ ? peer_ : gt::ParsePeer(ctx_->peer());
     if (!peer.address.empty()) pt::AppendString(a, gt::attr::kNetworkPeerAddress, peer.address);
     if (peer.port) pt::AppendInt(a, gt::attr::kNetworkPeerPort, peer.port);
     pt::AppendString(a, "prism.request_id", request_id_);
@@ -125,6 +154,62 @@ class ProxiedCall {
     return a;
   }
 
+  void DescribeAuth(pt::Span& span) const {
+    if (!span.IsRecording()) return;
+    span.SetAttribute("prism.namespace", ns_);
+    span.SetAttribute("prism.access", RightsToString(method_->right));
+    if (principal_) span.SetAttribute("prism.principal", std::string(*principal_));
+  }
+
+  void DescribeRoute(pt::Span& span) const {
+    if (!span.IsRecording()) return;
+    span.SetAttribute("prism.namespace", ns_);
+    if (plugin_name_) span.SetAttribute("prism.plugin", *plugin_name_);
+  }
+
+  // The CLIENT span's outcome; `at` as for RecordError.
+  static void DescribeClientEnd(pt::Span& span, const grpc::Status& s, bool cancel_is_error,
+                                uint64_t at = 0) {
+    gt::SetRpcStatus(span, s, /*server_side=*/false);
+    if (!s.ok() && (cancel_is_error || s.error_code() != grpc::CANCELLED)) {
+      RecordError(span, s.error_code(), s.error_message(), at);
+    }
+  }
+
+  // The SERVER span's status; `proxy_decided`: the proxy itself refused the
+  // call (auth, routing, bad input) - recorded as an error with an exception
+  // event.
+  static void DescribeServerEnd(pt::Span& span, const grpc::Status& s, bool proxy_decided,
+                                uint64_t at = 0) {
+    gt::SetRpcStatus(span, s, /*server_side=*/true);
+    if (!s.ok() && (proxy_decided || gt::IsServerError(s.error_code()))) {
+      RecordError(span, s.error_code(), s.error_message(), at);
+    }
+  }
+
+  // A child of the SERVER span: started now, or, recording deferred, only
+  // timed in `run`.
+  pt::Span StartChild(const char* name, SpanRun& run) const {
+    if (lazy_) {
+      run.start = pt::NowUnixNano();
+      return pt::Span();
+    }
+    pt::StartSpanOptions o;
+    o.parent = server_span_.context();
+    return svc_.tracer().StartSpan(name, std::move(o));
+  }
+
+  // Ends a child started by StartChild; `error`, if any, is what it failed with.
+  void EndChild(pt::Span& span, SpanRun& run, const grpc::Status* error) const {
+    if (lazy_) {
+      run.end = pt::NowUnixNano();
+      if (error) run.status = *error;
+      return;
+    }
+    if (error) RecordError(span, error->error_code(), error->error_message());
+    span.End();
+  }
+
   // Steps 1-3; OK with endpoint_ set, or the status the call ends with
   // (recorded on the span that decided it).
   grpc::Status Admit(const grpc::ByteBuffer& request) {
@@ -134,6 +219,7 @@ class ProxiedCall {
     auto ns = ReadRequest(request, kShapes[method_ - kMethods]);
     if (!ns.ok()) return prism::plugin::ToGrpcStatus(ns.status());
     ns_ = std::move(*ns);
+    ns_read_ = true;
     server_span_.SetAttribute("prism.namespace", ns_);
     if (ns_.empty()) {
       return grpc::Status(grpc::INVALID_ARGUMENT,
@@ -142,49 +228,41 @@ class ProxiedCall {
 
     // 2. Authentication and authorization.
     {
-      pt::StartSpanOptions o;
-      o.parent = server_span_.context();
-      pt::Span auth = svc_.tracer().StartSpan("prism.auth.verify", std::move(o));
+      pt::Span auth = StartChild("prism.auth.verify", auth_run_);
       const auto& md = ctx_->client_metadata();
       auto who = svc_.auth().Authenticate(FindMetadata(md, "authorization"));
       absl::Status st = who.ok() ? svc_.auth().Authorize(*who, ns_, method_->right) : who.status();
-      if (auth.IsRecording()) {
-        auth.SetAttribute("prism.namespace", ns_);
-        auth.SetAttribute("prism.access", RightsToString(method_->right));
-        if (who.ok()) auth.SetAttribute("prism.principal", std::string(who->name));
-      }
+      if (who.ok()) principal_ = who->name;  // the token list's: lives as long as the proxy
+      DescribeAuth(auth);
       if (!st.ok()) {
         grpc::Status gs = prism::plugin::ToGrpcStatus(st);
-        RecordError(auth, gs.error_code(), gs.error_message());
-        auth.End();
+        EndChild(auth, auth_run_, &gs);
         return gs;
       }
+      EndChild(auth, auth_run_, nullptr);
     }
 
     // 3. Routing: namespace -> plugin.
     {
-      pt::StartSpanOptions o;
-      o.parent = server_span_.context();
-      pt::Span route = svc_.tracer().StartSpan("prism.routing.select_plugin", std::move(o));
-      route.SetAttribute("prism.namespace", ns_);
+      pt::Span route = StartChild("prism.routing.select_plugin", route_run_);
       PluginBackend* backend = svc_.plugins().Find(ns_);
       if (!backend) {
         grpc::Status gs(grpc::NOT_FOUND, "unknown namespace '" + ns_ + "'");
-        RecordError(route, gs.error_code(), gs.error_message());
-        route.End();
+        DescribeRoute(route);
+        EndChild(route, route_run_, &gs);
         return gs;
       }
       plugin_name_ = &backend->plugin_name();
       backend_ = backend;
-      route.SetAttribute("prism.plugin", backend->plugin_name());
+      DescribeRoute(route);
       endpoint_ = backend->endpoint();
       if (!endpoint_) {
         grpc::Status gs(grpc::UNAVAILABLE, "plugin " + backend->plugin_name() + " for namespace '" +
                                                ns_ + "' is down (" + backend->down_reason() + ")");
-        RecordError(route, gs.error_code(), gs.error_message());
-        route.End();
+        EndChild(route, route_run_, &gs);
         return gs;
       }
+      EndChild(route, route_run_, nullptr);
     }
     return grpc::Status::OK;
   }
@@ -197,8 +275,10 @@ class ProxiedCall {
     pt::StartSpanOptions o;
     o.kind = pt::SpanKind::kClient;
     o.parent = server_span_.context();
+    o.defer = lazy_;
     client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o),
                                            [this] { return ClientAttributes(); });
+    if (lazy_) client_run_.start = pt::NowUnixNano();
     gt::ClientContextCarrier out(client);
     svc_.propagator().Inject(parent_.WithSpanContext(client_span_.context()), out);
   }
@@ -212,14 +292,72 @@ class ProxiedCall {
     return s;
   }
 
-  // The SERVER span's status and the ids repeated in the trailers of an
-  // error; `proxy_decided`: the proxy itself refused the call (auth,
-  // routing, bad input) - recorded as an error with an exception event.
+  // The SERVER span's status (DescribeServerEnd), or, deferred, noted.
   void EndServerStatus(const grpc::Status& s, bool proxy_decided) {
-    gt::SetRpcStatus(server_span_, s, /*server_side=*/true);
-    if (!s.ok() && (proxy_decided || gt::IsServerError(s.error_code()))) {
-      RecordError(server_span_, s.error_code(), s.error_message());
+    if (lazy_) {
+      server_run_.status = s;
+      server_run_.end = pt::NowUnixNano();  // when the status was known
+      proxy_decided_ = proxy_decided;
+      return;
     }
+    DescribeServerEnd(server_span_, s, proxy_decided);
+  }
+
+  // The CLIENT span's end (DescribeClientEnd), or, deferred, noted.
+  void EndClientSpan(const grpc::Status& s, bool cancel_is_error) {
+    if (lazy_) {
+      client_run_.end = pt::NowUnixNano();
+      client_run_.status = s;
+      cancel_is_error_ = cancel_is_error;
+      return;
+    }
+    DescribeClientEnd(client_span_, s, cancel_is_error);
+    client_span_.End();
+  }
+
+  // Records the spans of a deferred call whose trace is kept, as they would
+  // have been recorded live (the same Describe* calls, the times they ran);
+  // call before the SERVER span would have ended.
+  void Replay() const {
+    const pt::Tracer& t = svc_.tracer();
+    pt::StartSpanOptions so;
+    so.kind = pt::SpanKind::kServer;
+    so.parent = parent_.span_context();
+    so.root = !parent_.span_context().IsValid();
+    so.replay = server_span_.context();
+    so.start_unix_nano = server_run_.start;
+    pt::Span server =
+        t.StartSpan(method_->span_name, std::move(so), [this] { return ServerAttributes(); });
+    if (ns_read_) server.SetAttribute("prism.namespace", ns_);
+    auto child = [&](const char* name, const SpanRun& run, auto&& describe) {
+      if (!run.start) return;
+      pt::StartSpanOptions o;
+      o.parent = server.context();
+      o.start_unix_nano = run.start;
+      pt::Span span = t.StartSpan(name, std::move(o));
+      describe(span);
+      if (!run.status.ok()) {
+        RecordError(span, run.status.error_code(), run.status.error_message(), run.end);
+      }
+      span.End(run.end);
+    };
+    child("prism.auth.verify", auth_run_, [this](pt::Span& s) { DescribeAuth(s); });
+    child("prism.routing.select_plugin", route_run_, [this](pt::Span& s) { DescribeRoute(s); });
+    if (client_run_.start) {
+      pt::StartSpanOptions co;
+      co.kind = pt::SpanKind::kClient;
+      co.parent = server.context();
+      co.replay = client_span_.context();
+      co.start_unix_nano = client_run_.start;
+      pt::Span client =
+          t.StartSpan(method_->span_name, std::move(co), [this] { return ClientAttributes(); });
+      // A call that never came back (the proxy finished first) ends with it.
+      const uint64_t end = client_run_.end ? client_run_.end : pt::NowUnixNano();
+      if (client_run_.end) DescribeClientEnd(client, client_run_.status, cancel_is_error_, end);
+      client.End(end);
+    }
+    DescribeServerEnd(server, server_run_.status, proxy_decided_, server_run_.end);
+    server.End(pt::NowUnixNano());  // End() would time it from the replay's start
   }
 
   bool Deferred() const { return deferred_start_ != std::chrono::steady_clock::time_point(); }
@@ -230,11 +368,19 @@ class ProxiedCall {
   pt::Context parent_;
   pt::Span server_span_, client_span_;
   std::string request_id_, trace_id_, ns_;
+  bool ns_read_ = false;                       // ns_ came from the request
+  std::optional<std::string_view> principal_;  // who authenticated
   const std::string* plugin_name_ = nullptr;
   std::shared_ptr<const Endpoint> endpoint_;
   const PluginBackend* backend_ = nullptr;
   // Adaptive sampling: set when the trace is undecided (deferred).
   std::chrono::steady_clock::time_point deferred_start_;
+  // Deferred recording (see the class comment).
+  const bool defer_recording_;
+  bool lazy_ = false;  // this call's spans are recorded only if kept
+  SpanRun server_run_, auth_run_, route_run_, client_run_;
+  gt::Endpoint peer_;  // the caller, read when the call began
+  bool proxy_decided_ = false, cancel_is_error_ = true;
 };
 
 // One forwarded unary call. A unary reactor on the raw (ByteBuffer)
@@ -245,7 +391,9 @@ class ForwardReactor final : public grpc::ServerUnaryReactor, ProxiedCall {
   ForwardReactor(const ProxyService& svc, grpc::CallbackServerContext* ctx,
                  const MethodInfo* method, const grpc::ByteBuffer* request,
                  grpc::ByteBuffer* response)
-      : ProxiedCall(svc, ctx, method), request_(*request), response_(*response) {
+      : ProxiedCall(svc, ctx, method, /*defer_recording=*/true),
+        request_(*request),
+        response_(*response) {
     Begin();
     Handle();
   }
@@ -301,9 +449,7 @@ class ForwardReactor final : public grpc::ServerUnaryReactor, ProxiedCall {
                      gt::TraceResponseKept(std::string_view(it->second.data(), it->second.size()),
                                            server_span_.context().trace_id());
     }
-    gt::SetRpcStatus(client_span_, s, /*server_side=*/false);
-    if (!s.ok()) RecordError(client_span_, s.error_code(), s.error_message());
-    client_span_.End();
+    EndClientSpan(s, /*cancel_is_error=*/true);
     if (s.ok()) {
       FinishWith(s, false);
       return;
@@ -361,10 +507,20 @@ class ForwardReactor final : public grpc::ServerUnaryReactor, ProxiedCall {
                std::chrono::steady_clock::now() - deferred_start_ >= SlowThreshold()) {
       reason = pt::SamplingReason::kSlow;
     }
-    if (reason == pt::SamplingReason::kNone) return;
     const pt::TraceId& id = server_span_.context().trace_id();
-    svc_.tracer().adaptive()->Keep(id, reason);
+    pt::AdaptiveSampling& adaptive = *svc_.tracer().adaptive();
+    if (reason == pt::SamplingReason::kNone) {
+      // Recorded live: the SDK drops the trace when the SERVER span ends.
+      if (lazy_) adaptive.DropDeferred(id);
+      return;
+    }
+    if (lazy_) {
+      adaptive.KeepReplayed(id, reason);
+    } else {
+      adaptive.Keep(id, reason);
+    }
     if (client_ctx_ && endpoint_ && !plugin_kept_) svc_.SendKeep(endpoint_, id, reason);
+    if (lazy_) Replay();
   }
 
   const grpc::ByteBuffer& request_;  // owned by gRPC until OnDone
@@ -529,11 +685,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>
   }
 
   void OnPluginDone(const grpc::Status& s) {
-    gt::SetRpcStatus(client_span_, s, /*server_side=*/false);
-    if (!s.ok() && s.error_code() != grpc::CANCELLED) {
-      RecordError(client_span_, s.error_code(), s.error_message());
-    }
-    client_span_.End();
+    EndClientSpan(s, /*cancel_is_error=*/false);
     grpc::Status out = s.ok() ? s : PluginError(s);
     EndServerStatus(out, false);
     {

@@ -185,6 +185,7 @@ struct Entry {
   Decision state = Decision::kPending;
   SamplingReason reason = SamplingReason::kNone;
   bool root_ended = false;
+  bool replayed = false;  // kept before its spans are recorded (KeepReplayed)
   int64_t created_ns = 0;
   int64_t wait_until_ns = 0;  // downstream: root ended, waiting for Keep()
   size_t bytes = 0;
@@ -293,6 +294,7 @@ struct AdaptiveSampling::State {
       e.state = Decision::kPending;
       e.reason = SamplingReason::kNone;
       e.root_ended = false;
+      e.replayed = false;
       e.wait_until_ns = 0;
       e.bytes = 0;
       it = sh.traces.insert(std::move(node)).position;
@@ -375,7 +377,8 @@ struct AdaptiveSampling::State {
       if (it == sh.traces.end()) {
         // late span of a dropped trace
       } else if (it->second.state == Decision::kKept) {
-        late_kept.fetch_add(1, std::memory_order_relaxed);
+        // A replayed trace's spans come after its decision by design.
+        if (!it->second.replayed) late_kept.fetch_add(1, std::memory_order_relaxed);
         out.push_back(std::move(span));
         out_reason = it->second.reason;
       } else {
@@ -466,7 +469,9 @@ struct AdaptiveSampling::State {
     }
   }
 
-  void Keep(const TraceId& id, SamplingReason reason, bool trigger) {
+  // `replay`: the caller records the trace's spans after this (deferred
+  // recording): nothing buffered is expected, and its spans are not late.
+  void Keep(const TraceId& id, SamplingReason reason, bool trigger, bool replay = false) {
     if (!id.IsValid()) return;
     Shard& sh = ShardOf(id);
     std::vector<SpanPtr> out;
@@ -476,18 +481,42 @@ struct AdaptiveSampling::State {
       if (it == sh.traces.end()) {
         // Nothing buffered (yet): dropped or evicted already, or spans that
         // have not ended - those follow the decision when they end.
-        unmatched_keeps.fetch_add(1, std::memory_order_relaxed);
+        if (!replay) unmatched_keeps.fetch_add(1, std::memory_order_relaxed);
         if (sh.WasDropped(id)) return;  // a drop is final
         it = NewEntryLocked(sh, id, Now());
       } else if (it->second.state != Decision::kPending) {
         return;  // kept already
-      } else if (it->second.spans.empty()) {
+      } else if (it->second.spans.empty() && !replay) {
         unmatched_keeps.fetch_add(1, std::memory_order_relaxed);
       }
+      it->second.replayed = replay;
       CountKept(reason, trigger);
       KeepLocked(sh, it, reason, out);
     }
     Export(out, reason);
+  }
+
+  // A head's decision not to keep a trace it recorded deferred: counted as
+  // dropped; what other code buffered of it goes too, and its later spans
+  // are discarded (the drop is remembered).
+  void DropDeferred(const TraceId& id) {
+    if (!id.IsValid()) return;
+    Shard& sh = ShardOf(id);
+    thread_local std::vector<SpanPtr> out;
+    {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      auto it = sh.traces.find(id);
+      if (it == sh.traces.end()) {
+        sh.RememberDrop(id);
+      } else if (it->second.state == Decision::kPending) {
+        DropLocked(sh, it, out);
+      } else {
+        return;  // kept already: a keep is final too
+      }
+      dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    for (auto& s : out) internal::RecycleSpanData(std::move(s));
+    out.clear();
   }
 
   bool IsKept(const TraceId& id) {
@@ -698,6 +727,12 @@ std::unique_ptr<SpanProcessor> AdaptiveSampling::MakeProcessor(
 void AdaptiveSampling::Keep(const TraceId& trace_id, SamplingReason reason) {
   state_->Keep(trace_id, reason, state_->options.role == AdaptiveOptions::Role::kDownstream);
 }
+
+void AdaptiveSampling::KeepReplayed(const TraceId& trace_id, SamplingReason reason) {
+  state_->Keep(trace_id, reason, /*trigger=*/false, /*replay=*/true);
+}
+
+void AdaptiveSampling::DropDeferred(const TraceId& trace_id) { state_->DropDeferred(trace_id); }
 
 bool AdaptiveSampling::IsKept(const TraceId& trace_id) const { return state_->IsKept(trace_id); }
 

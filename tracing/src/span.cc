@@ -109,7 +109,8 @@ Span::Span(Span&& other) noexcept
       tracer_(std::move(other.tracer_)),
       start_steady_ns_(other.start_steady_ns_),
       key_bits_(other.key_bits_),
-      context_(std::move(other.context_)) {}
+      context_(std::move(other.context_)),
+      deferred_(other.deferred_) {}
 
 Span& Span::operator=(Span&& other) noexcept {
   if (this != &other) {
@@ -119,6 +120,7 @@ Span& Span::operator=(Span&& other) noexcept {
     start_steady_ns_ = other.start_steady_ns_;
     key_bits_ = other.key_bits_;
     context_ = std::move(other.context_);
+    deferred_ = other.deferred_;
   }
   return *this;
 }
@@ -207,12 +209,18 @@ void Span::UpdateName(std::string_view name) {
 void Span::RecordException(std::string_view type, std::string_view message,
                            std::string_view stacktrace) {
   if (!data_) return;
+  RecordException(internal::Now().wall_nanos, type, message, stacktrace);
+}
+
+void Span::RecordException(uint64_t time_unix_nano, std::string_view type, std::string_view message,
+                           std::string_view stacktrace) {
+  if (!data_) return;
   Attributes attrs;
   attrs.reserve(3);
   attrs.push_back({"exception.type", std::string(type)});
   attrs.push_back({"exception.message", std::string(message)});
   if (!stacktrace.empty()) attrs.push_back({"exception.stacktrace", std::string(stacktrace)});
-  AddEvent("exception", std::move(attrs));
+  AddEvent("exception", time_unix_nano, std::move(attrs));
 }
 
 void Span::RecordException(const std::exception& e) {
@@ -251,6 +259,8 @@ void Span::Finish(uint64_t end_unix_nano) {
   }
   tracer_.reset();
 }
+
+uint64_t NowUnixNano() { return internal::Now().wall_nanos; }
 
 namespace internal {
 namespace {

@@ -28,23 +28,37 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
   }
   const internal::ProviderShared& provider = *shared_->provider;
   const bool has_parent = parent.IsValid();
-  const TraceId trace_id = has_parent ? parent.trace_id() : GenerateTraceId();
-
-  SamplingResult result = provider.sampler->ShouldSample(
-      SamplingParameters{parent, trace_id, name, options.kind, options.attributes, options.links});
-
-  // Roots get the W3C Level 2 random flag (our ids are random); children
-  // keep whatever their parent had, as the spec requires.
-  uint8_t flags = has_parent ? (parent.flags() & trace_flags::kRandom) : trace_flags::kRandom;
-  if (result.decision == SamplingDecision::kRecordAndSample) flags |= trace_flags::kSampled;
-  TraceState state = result.trace_state ? std::move(*result.trace_state)
-                     : has_parent       ? parent.trace_state()
-                                        : TraceState();
-  SpanContext context(trace_id, GenerateSpanId(), flags, false, std::move(state));
+  SamplingResult result;
+  SpanContext context;
+  if (options.replay) {
+    // A span that ran deferred, recorded now: its context was decided (and
+    // handed out) when it ran; the sampler saw it then.
+    context = std::move(*options.replay);
+    result.decision =
+        context.IsSampled() ? SamplingDecision::kRecordAndSample : SamplingDecision::kRecordOnly;
+  } else {
+    const TraceId trace_id = has_parent ? parent.trace_id() : GenerateTraceId();
+    result = provider.sampler->ShouldSample(SamplingParameters{parent, trace_id, name, options.kind,
+                                                               options.attributes, options.links});
+    // Roots get the W3C Level 2 random flag (our ids are random); children
+    // keep whatever their parent had, as the spec requires.
+    uint8_t flags = has_parent ? (parent.flags() & trace_flags::kRandom) : trace_flags::kRandom;
+    if (result.decision == SamplingDecision::kRecordAndSample) flags |= trace_flags::kSampled;
+    TraceState state = result.trace_state ? std::move(*result.trace_state)
+                       : has_parent       ? parent.trace_state()
+                                          : TraceState();
+    context = SpanContext(trace_id, GenerateSpanId(), flags, false, std::move(state));
+  }
 
   if (result.decision == SamplingDecision::kDrop ||
       provider.shut_down.load(std::memory_order_relaxed)) {
     return Span(std::move(context));
+  }
+  // Only adaptive sampling leaves a trace undecided (record-only) for a
+  // later verdict; with any other sampler record-only spans are never
+  // exported, so deferring them is not offered.
+  if (options.defer && result.decision == SamplingDecision::kRecordOnly && provider.adaptive) {
+    return Span::Deferred(std::move(context));
   }
 
   std::unique_ptr<SpanData> data = internal::NewSpanData();

@@ -374,5 +374,125 @@ TEST(Adaptive, ConcurrentRequestsKeepExactlyTheErrors) {
   EXPECT_EQ(c.buffered_spans, 0u);
 }
 
+// Deferred recording (StartSpanOptions::defer / replay): an undecided
+// trace's spans record nothing while they run; kept, they are recorded
+// afterwards with the contexts they were handed, and exported as kept.
+TEST(Adaptive, DeferredSpansRecordNothingAndReplayWithTheirContexts) {
+  AdaptiveOptions o;
+  o.ratio = 0;
+  o.slow = std::chrono::milliseconds(0);
+  Fixture f(o);
+  StartSpanOptions so;
+  so.kind = SpanKind::kServer;
+  so.parent = RemoteParent(WithRandomness(7), false);
+  so.defer = true;
+  Span server = f.tracer.StartSpan("server", std::move(so));
+  EXPECT_FALSE(server.IsRecording());
+  EXPECT_TRUE(server.deferred());
+  // The context a recorded span would have had: same trace, a new span id,
+  // unsampled, the caller's random flag.
+  EXPECT_EQ(server.context().trace_id(), WithRandomness(7));
+  EXPECT_TRUE(server.context().span_id().IsValid());
+  EXPECT_FALSE(server.context().IsSampled());
+  EXPECT_EQ(server.context().flags(), trace_flags::kRandom);
+  StartSpanOptions co;
+  co.kind = SpanKind::kClient;
+  co.parent = server.context();
+  co.defer = true;
+  Span client = f.tracer.StartSpan("client", std::move(co));
+  EXPECT_TRUE(client.deferred());
+  const SpanContext server_ctx = server.context(), client_ctx = client.context();
+  client.End();
+  server.End();  // a deferred span ends without recording anything
+  EXPECT_EQ(f.recorder.spans().size(), 0u);
+  EXPECT_EQ(f.adaptive->Counters().buffered_spans, 0u);
+
+  // Kept: replayed with the same ids and the times they ran.
+  f.adaptive->KeepReplayed(server_ctx.trace_id(), SamplingReason::kSlow);
+  StartSpanOptions rs;
+  rs.kind = SpanKind::kServer;
+  rs.parent = RemoteParent(WithRandomness(7), false);
+  rs.replay = server_ctx;
+  rs.start_unix_nano = 1000;
+  Span rserver = f.tracer.StartSpan("server", std::move(rs));
+  ASSERT_TRUE(rserver.IsRecording());
+  StartSpanOptions rc;
+  rc.kind = SpanKind::kClient;
+  rc.parent = rserver.context();
+  rc.replay = client_ctx;
+  rc.start_unix_nano = 1100;
+  Span rclient = f.tracer.StartSpan("client", std::move(rc));
+  rclient.End(1900);
+  rserver.End(2000);
+  auto spans = f.recorder.spans();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0].context.span_id(), client_ctx.span_id());
+  EXPECT_EQ(spans[0].parent_span_id, server_ctx.span_id());
+  EXPECT_EQ(spans[0].start_unix_nano, 1100u);
+  EXPECT_EQ(spans[0].end_unix_nano, 1900u);
+  EXPECT_EQ(spans[1].context.span_id(), server_ctx.span_id());
+  EXPECT_EQ(spans[1].parent_span_id, RemoteParent(WithRandomness(7), false).span_id());
+  for (const auto& sp : spans) EXPECT_TRUE(sp.context.IsSampled());
+  const AttributeValue* reason = spans[1].FindAttribute(kSamplingReasonKey.view());
+  ASSERT_TRUE(reason);
+  EXPECT_EQ(std::get<std::string>(*reason), "slow");
+  EXPECT_FALSE(spans[0].FindAttribute(kSamplingReasonKey.view()));
+  auto c = f.adaptive->Counters();
+  EXPECT_EQ(c.traces, 1u);  // the replay asks the sampler nothing
+  EXPECT_EQ(c.kept_slow, 1u);
+  EXPECT_EQ(c.late_kept, 0u);
+  EXPECT_EQ(c.unmatched_keeps, 0u);
+}
+
+TEST(Adaptive, DropDeferredCountsAndDropsWhatOthersBuffered) {
+  AdaptiveOptions o;
+  o.ratio = 0;
+  o.slow = std::chrono::milliseconds(0);
+  Fixture f(o);
+  StartSpanOptions so;
+  so.root = true;
+  so.defer = true;
+  Span server = f.tracer.StartSpan("server", std::move(so));
+  ASSERT_TRUE(server.deferred());
+  // Code that does not defer records under the deferred span as usual.
+  StartSpanOptions other;
+  other.parent = server.context();
+  Span inner = f.tracer.StartSpan("inner", std::move(other));
+  ASSERT_TRUE(inner.IsRecording());
+  inner.End();
+  EXPECT_EQ(f.adaptive->Counters().buffered_spans, 1u);
+  StartSpanOptions late_opts;
+  late_opts.parent = server.context();
+  Span late = f.tracer.StartSpan("late", std::move(late_opts));
+  f.adaptive->DropDeferred(server.context().trace_id());
+  late.End();
+  server.End();
+  auto c = f.adaptive->Counters();
+  EXPECT_EQ(c.dropped, 1u);
+  EXPECT_EQ(c.buffered_spans, 0u);
+  EXPECT_EQ(c.late_dropped, 1u);
+  EXPECT_EQ(f.recorder.spans().size(), 0u);
+  // A drop is final.
+  f.adaptive->KeepReplayed(server.context().trace_id(), SamplingReason::kError);
+  EXPECT_EQ(f.adaptive->Counters().kept_error, 0u);
+}
+
+// Only adaptive sampling's undecided traces are deferred: with any other
+// sampler `defer` changes nothing.
+TEST(Adaptive, DeferIsIgnoredWithoutAdaptiveSampling) {
+  InMemorySpanRecorder recorder;
+  TracerProviderOptions p;
+  p.sampler = MakeAlwaysOnSampler();
+  p.processors.push_back(recorder.MakeProcessor());
+  TracerProvider provider(std::move(p));
+  StartSpanOptions so;
+  so.defer = true;
+  Span span = provider.GetTracer("t").StartSpan("s", std::move(so));
+  EXPECT_TRUE(span.IsRecording());
+  EXPECT_FALSE(span.deferred());
+  span.End();
+  EXPECT_EQ(recorder.spans().size(), 1u);
+}
+
 }  // namespace
 }  // namespace prism::tracing

@@ -145,6 +145,15 @@ class AdaptiveSampling {
   // end later as they end (for `remember`). Idempotent; the first reason
   // counts. A trace already dropped stays dropped (counted as unmatched).
   void Keep(const TraceId& trace_id, SamplingReason reason);
+  // Deferred recording (StartSpanOptions::defer), in a head process whose
+  // instrumentation recorded nothing of an undecided trace while it ran:
+  // KeepReplayed keeps `trace_id` before the caller records its spans
+  // (StartSpanOptions::replay), which then go to the exporters as they end,
+  // with the sampled flag and `prism.sampling.reason` on the local root (not
+  // counted as late spans); DropDeferred decides it dropped (counted; spans
+  // other code recorded of it are freed whole, later ones discarded).
+  void KeepReplayed(const TraceId& trace_id, SamplingReason reason);
+  void DropDeferred(const TraceId& trace_id);
   // Whether `trace_id` has been decided kept here (by Keep or an error).
   bool IsKept(const TraceId& trace_id) const;
 

@@ -24,6 +24,13 @@ class Span {
   Span() = default;
   // A non-recording span around an existing context.
   explicit Span(SpanContext context) : context_(std::move(context)) {}
+  // A non-recording span whose trace is undecided and whose recording the
+  // caller deferred (StartSpanOptions::defer).
+  static Span Deferred(SpanContext context) {
+    Span s(std::move(context));
+    s.deferred_ = true;
+    return s;
+  }
   Span(Span&& other) noexcept;
   Span& operator=(Span&& other) noexcept;
   Span(const Span&) = delete;
@@ -33,6 +40,9 @@ class Span {
 
   const SpanContext& context() const { return data_ ? data_->context : context_; }
   bool IsRecording() const { return data_ != nullptr; }
+  // True when recording was deferred (StartSpanOptions::defer): the caller
+  // records the span later, with StartSpanOptions::replay, if it is kept.
+  bool deferred() const { return deferred_; }
 
   // A key given as a string literal is not copied (see AttributeKey).
   void SetAttribute(AttributeKey key, AttributeValue value);
@@ -52,6 +62,9 @@ class Span {
   // Adds an "exception" event with exception.type/message/stacktrace.
   // It does not change the status; callers decide that.
   void RecordException(std::string_view type, std::string_view message,
+                       std::string_view stacktrace = {});
+  // The same, at `time_unix_nano` (a replayed span's error: when it happened).
+  void RecordException(uint64_t time_unix_nano, std::string_view type, std::string_view message,
                        std::string_view stacktrace = {});
   void RecordException(const std::exception& e);
 
@@ -75,6 +88,12 @@ class Span {
   int64_t start_steady_ns_ = 0;
   uint64_t key_bits_ = 0;  // internal::KeyBit filter of data_->attributes
   SpanContext context_;    // used only when not recording
+  bool deferred_ = false;  // see deferred()
 };
+
+// The clock spans use, in nanoseconds since the epoch: what a span's start
+// and end times are read from, for times handed to StartSpanOptions and
+// End() (a replayed span's).
+uint64_t NowUnixNano();
 
 }  // namespace prism::tracing

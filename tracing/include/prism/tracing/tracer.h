@@ -34,6 +34,18 @@ struct StartSpanOptions {
   Attributes attributes;
   std::vector<Link> links;
   uint64_t start_unix_nano = 0;  // 0 = now
+  // Deferred recording, for instrumentation that can describe its spans
+  // again once a trace is decided (the proxy; docs/sampling.md). When the
+  // provider samples adaptively and leaves this span's trace undecided, the
+  // span records NOTHING: it is non-recording, with deferred() true and the
+  // context a recorded span would have had (ids, flags, tracestate), so
+  // propagation is unchanged. If the trace is kept, the caller records the
+  // span then with `replay`; if not, nothing was paid for it.
+  bool defer = false;
+  // Records a span that ran deferred: it takes this context (the deferred
+  // Span's context()) instead of asking the sampler and making new ids.
+  // Combine with `start_unix_nano` and End(end_unix_nano) for its times.
+  std::optional<SpanContext> replay;
 };
 
 namespace internal {
