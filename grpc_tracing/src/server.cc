@@ -28,10 +28,67 @@ internal::PtrMap<Context>& ServerSpans() {
 }
 
 struct ServerFactoryState {
-  Endpoint server;
+  // Shared with the deferred spans (DeferredServerSpan), which may be
+  // recorded after the server that made them is gone.
+  std::shared_ptr<const Endpoint> server;
   prism::tracing::Tracer tracer;
   std::shared_ptr<const prism::tracing::TextMapPropagator> propagator;
   std::vector<std::string> excluded;
+};
+
+// The SERVER span of a call whose trace adaptive sampling left undecided,
+// recorded only if the trace is kept (AdaptiveSampling::EndDeferred): what
+// the live path would have recorded, from what this holds. In a plugin 99
+// calls in 100 are dropped 500 ms after they end; they then cost this
+// object, not a span record (docs/sampling.md, "Deferred recording").
+class DeferredServerSpan final : public prism::tracing::DeferredSpan {
+ public:
+  DeferredServerSpan(prism::tracing::Tracer tracer, std::shared_ptr<const Endpoint> server,
+                     std::string method, SpanContext parent, SpanContext context, Endpoint peer,
+                     uint64_t start, uint64_t end, grpc::Status status)
+      : tracer_(std::move(tracer)),
+        server_(std::move(server)),
+        method_(std::move(method)),
+        parent_(std::move(parent)),
+        context_(std::move(context)),
+        peer_(std::move(peer)),
+        start_(start),
+        end_(end),
+        status_(std::move(status)) {}
+
+  void Record() override {
+    const MethodName method = SplitMethod(method_);
+    prism::tracing::StartSpanOptions options;
+    options.kind = prism::tracing::SpanKind::kServer;
+    options.parent = parent_;
+    options.replay = context_;
+    options.start_unix_nano = start_;
+    Span span = tracer_.StartSpan(method.full, std::move(options),
+                                  [&] { return RpcStartAttributes(method, *server_); });
+    DescribePeer(span, peer_);
+    SetRpcStatus(span, status_, /*server_side=*/true);
+    span.End(end_);
+  }
+
+  size_t Bytes() const override {
+    return sizeof(*this) + method_.capacity() + status_.error_message().capacity();
+  }
+
+  // The live path's peer attributes, and the replay's.
+  static void DescribePeer(Span& span, const Endpoint& peer) {
+    if (!span.IsRecording()) return;
+    if (!peer.address.empty()) span.SetAttribute(attr::kNetworkPeerAddress, peer.address);
+    if (peer.port > 0) span.SetAttribute(attr::kNetworkPeerPort, int64_t{peer.port});
+  }
+
+ private:
+  prism::tracing::Tracer tracer_;
+  std::shared_ptr<const Endpoint> server_;
+  std::string method_;
+  SpanContext parent_, context_;
+  Endpoint peer_;
+  uint64_t start_, end_;
+  grpc::Status status_;
 };
 
 class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
@@ -43,8 +100,12 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     if (registered_) ServerSpans().Erase(ctx_);
     if (started_ && !finished_) {
       // Torn down without a status (cancelled before the handler finished).
-      SetRpcStatus(span_, grpc::Status(grpc::StatusCode::CANCELLED, "call ended without a status"),
-                   /*server_side=*/true);
+      const grpc::Status cancelled(grpc::StatusCode::CANCELLED, "call ended without a status");
+      if (span_.deferred()) {
+        EndDeferred(cancelled);
+      } else {
+        SetRpcStatus(span_, cancelled, /*server_side=*/true);
+      }
     }
   }
 
@@ -71,12 +132,16 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     prism::tracing::StartSpanOptions options;
     options.kind = prism::tracing::SpanKind::kServer;
     options.parent = incoming.span_context();  // invalid: a new trace
+    // Adaptive sampling, trace undecided: recorded only if kept.
+    options.defer = true;
     span_ = state_->tracer.StartSpan(method.full, std::move(options),
-                                     [&] { return RpcStartAttributes(method, state_->server); });
-    if (span_.IsRecording()) {
-      Endpoint peer = ParsePeer(ctx_->peer());
-      if (!peer.address.empty()) span_.SetAttribute(attr::kNetworkPeerAddress, peer.address);
-      if (peer.port > 0) span_.SetAttribute(attr::kNetworkPeerPort, int64_t{peer.port});
+                                     [&] { return RpcStartAttributes(method, *state_->server); });
+    if (span_.deferred()) {
+      parent_ = incoming.span_context();
+      peer_ = ParsePeer(ctx_->peer());
+      start_ns_ = prism::tracing::NowUnixNano();
+    } else if (span_.IsRecording()) {
+      DeferredServerSpan::DescribePeer(span_, ParsePeer(ctx_->peer()));
     }
     if (span_.context().IsValid() || !incoming.baggage().empty()) {
       ServerSpans().Put(ctx_, incoming.WithSpanContext(span_.context()));
@@ -90,6 +155,14 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     if (registered_) {
       ServerSpans().Erase(ctx_);
       registered_ = false;
+    }
+    if (span_.deferred()) {
+      // Kept (an error here, its latency, or its caller's trigger already):
+      // the caller is told, as below.
+      if (EndDeferred(status) && trailers) {
+        trailers->emplace(kTraceResponseKey, FormatTraceResponse(span_.context()));
+      }
+      return;
     }
     SetRpcStatus(span_, status, /*server_side=*/true);
     // Adaptive sampling: an unsampled (deferred) call whose trace this
@@ -106,10 +179,29 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     span_.End();
   }
 
+  // Hands the deferred span to adaptive sampling; true when its trace is kept.
+  bool EndDeferred(const grpc::Status& status) {
+    const uint64_t end = prism::tracing::NowUnixNano();
+    prism::tracing::AdaptiveSampling* adaptive = state_->tracer.adaptive();
+    if (!adaptive) return false;
+    const SpanContext& context = span_.context();
+    return adaptive->EndDeferred(
+        context,
+        std::make_unique<DeferredServerSpan>(state_->tracer, state_->server, method_ ? method_ : "",
+                                             parent_, context, std::move(peer_), start_ns_, end,
+                                             status),
+        IsServerError(status.error_code()),
+        end > start_ns_ ? end - start_ns_ : 0);
+  }
+
   const ServerFactoryState* state_;
   grpc::ServerContextBase* ctx_;
   const char* method_;
   Span span_;
+  // Deferred recording: what DeferredServerSpan needs besides the status.
+  SpanContext parent_;
+  Endpoint peer_;
+  uint64_t start_ns_ = 0;
   bool started_ = false;
   bool finished_ = false;
   bool registered_ = false;
@@ -118,7 +210,8 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
 class ServerTracingFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   explicit ServerTracingFactory(ServerTracingOptions options) {
-    state_.server = Endpoint{std::move(options.server_address), options.server_port};
+    state_.server = std::make_shared<const Endpoint>(
+        Endpoint{std::move(options.server_address), options.server_port});
     state_.tracer =
         options.tracer ? *options.tracer : prism::tracing::GetTracer(kInstrumentationName);
     state_.propagator =

@@ -473,8 +473,9 @@ class ForwardReactor final : public grpc::ServerUnaryReactor, ProxiedCall {
     if (Deferred()) {
       // Known now for errors, and for requests already past their latency
       // threshold: the trace will be kept, so the caller gets its id.
-      error_ = !s.ok() || plugin_kept_;
-      if (error_ || std::chrono::steady_clock::now() - deferred_start_ >= SlowThreshold()) {
+      error_ = !s.ok();
+      if (error_ || plugin_kept_ ||
+          std::chrono::steady_clock::now() - deferred_start_ >= SlowThreshold()) {
         trace_id_ = server_span_.context().trace_id().ToHex();
         kept_late = true;
       }
@@ -500,12 +501,18 @@ class ForwardReactor final : public grpc::ServerUnaryReactor, ProxiedCall {
   // latency; the plugin that served it is told unless it kept it already.
   // Otherwise the SDK drops it whole when the SERVER span ends.
   void Decide() {
+    // The plugin keeps a trace on its own for an error it saw or for its
+    // latency past the namespace's threshold - which the proxy's, enclosing
+    // it, is past too - so a plugin's keep without either here is an error
+    // only the plugin saw.
     pt::SamplingReason reason = pt::SamplingReason::kNone;
     if (error_) {
       reason = pt::SamplingReason::kError;
     } else if (SlowThreshold().count() > 0 &&
                std::chrono::steady_clock::now() - deferred_start_ >= SlowThreshold()) {
       reason = pt::SamplingReason::kSlow;
+    } else if (plugin_kept_) {
+      reason = pt::SamplingReason::kError;
     }
     const pt::TraceId& id = server_span_.context().trace_id();
     pt::AdaptiveSampling& adaptive = *svc_.tracer().adaptive();

@@ -190,7 +190,10 @@ struct Entry {
   int64_t wait_until_ns = 0;  // downstream: root ended, waiting for Keep()
   size_t bytes = 0;
   std::vector<SpanPtr> spans;
+  std::vector<std::unique_ptr<DeferredSpan>> deferred;  // EndDeferred: recorded only if kept
 };
+
+using DeferredList = std::vector<std::unique_ptr<DeferredSpan>>;
 
 struct Expiry {
   TraceId id;
@@ -270,7 +273,8 @@ struct AdaptiveSampling::State {
 
   void Unbuffer(const Entry& e) {
     buffered_bytes.fetch_sub(static_cast<int64_t>(e.bytes), std::memory_order_relaxed);
-    buffered_spans.fetch_sub(static_cast<int64_t>(e.spans.size()), std::memory_order_relaxed);
+    buffered_spans.fetch_sub(static_cast<int64_t>(e.spans.size() + e.deferred.size()),
+                             std::memory_order_relaxed);
   }
 
   using Map = std::unordered_map<TraceId, Entry, TraceIdHash>;
@@ -306,13 +310,20 @@ struct AdaptiveSampling::State {
     return it;
   }
 
-  // Keeps the trace of `it` (shard locked); its spans move to `out`.
-  void KeepLocked(Shard& sh, Map::iterator it, SamplingReason r, std::vector<SpanPtr>& out) {
+  // Keeps the trace of `it` (shard locked); its spans move to `out`, its
+  // deferred spans to `deferred_out` (to be recorded, Record, after the lock).
+  void KeepLocked(Shard& sh, Map::iterator it, SamplingReason r, std::vector<SpanPtr>& out,
+                  DeferredList& deferred_out) {
     Entry& e = it->second;
     Unbuffer(e);
     e.state = Decision::kKept;
     e.reason = r;
     TakeSpans(e, out);
+    if (!e.deferred.empty()) {
+      e.replayed = true;  // what they record comes after the decision by design
+      for (auto& d : e.deferred) deferred_out.push_back(std::move(d));
+      e.deferred.clear();
+    }
     e.bytes = 0;
     sh.kept_order.push_back({it->first, Now() + Ms(options.remember)});
   }
@@ -324,6 +335,7 @@ struct AdaptiveSampling::State {
     Entry& e = it->second;
     Unbuffer(e);
     TakeSpans(e, out);
+    e.deferred.clear();  // never recorded: freed
     sh.RememberDrop(it->first);
     Map::node_type node = sh.traces.extract(it);
     if (sh.spare.size() < kSpareNodes) sh.spare.push_back(std::move(node));
@@ -338,6 +350,13 @@ struct AdaptiveSampling::State {
       if (next) next->OnEnd(std::move(s));
     }
     spans.clear();
+  }
+
+  // Records kept deferred spans (no lock held): their spans end into OnEnd,
+  // find the trace kept and are exported.
+  static void Record(DeferredList& deferred) {
+    for (auto& d : deferred) d->Record();
+    deferred.clear();
   }
 
   void MarkSampled(SpanData& s, SamplingReason reason) {
@@ -359,6 +378,9 @@ struct AdaptiveSampling::State {
     // vector per thread, so that costs no allocation either. (Export never
     // comes back here: the exporters' pipeline is not adaptive.)
     thread_local std::vector<SpanPtr> out;
+    // Rare (a kept trace with deferred spans), and recorded after `out` is
+    // done with: recording ends spans into this function again.
+    DeferredList to_record;
     SamplingReason out_reason = SamplingReason::kNone;
     {
       std::lock_guard<std::mutex> lock(sh.mu);
@@ -404,7 +426,7 @@ struct AdaptiveSampling::State {
         }
         if (keep != SamplingReason::kNone) {
           CountKept(keep, false);
-          KeepLocked(sh, it, keep, out);
+          KeepLocked(sh, it, keep, out, to_record);
           out_reason = keep;
         } else if (root) {
           if (options.role == AdaptiveOptions::Role::kHead) {
@@ -422,10 +444,11 @@ struct AdaptiveSampling::State {
     }
     if (out_reason != SamplingReason::kNone) {
       Export(out, out_reason);
+      Record(to_record);
     } else {
       // Dropped: freed without the lock, the records kept for this
       // thread's next spans.
-      for (auto& s : out) internal::RecycleSpanData(std::move(s));
+      for (auto& s : out) RecycleSpanData(std::move(s));
       out.clear();
     }
     if (static_cast<size_t>(buffered_bytes.load(std::memory_order_relaxed)) >
@@ -463,9 +486,11 @@ struct AdaptiveSampling::State {
         auto it = best->traces.find(id);
         if (it == best->traces.end() || it->second.state != Decision::kPending) continue;
         evicted.fetch_add(1, std::memory_order_relaxed);
-        evicted_spans.fetch_add(it->second.spans.size(), std::memory_order_relaxed);
+        evicted_spans.fetch_add(it->second.spans.size() + it->second.deferred.size(),
+                                std::memory_order_relaxed);
         DropLocked(*best, it, out);
       }
+      for (auto& d : out) RecycleSpanData(std::move(d));
     }
   }
 
@@ -475,6 +500,7 @@ struct AdaptiveSampling::State {
     if (!id.IsValid()) return;
     Shard& sh = ShardOf(id);
     std::vector<SpanPtr> out;
+    DeferredList to_record;
     {
       std::lock_guard<std::mutex> lock(sh.mu);
       auto it = sh.traces.find(id);
@@ -491,9 +517,10 @@ struct AdaptiveSampling::State {
       }
       it->second.replayed = replay;
       CountKept(reason, trigger);
-      KeepLocked(sh, it, reason, out);
+      KeepLocked(sh, it, reason, out, to_record);
     }
     Export(out, reason);
+    Record(to_record);
   }
 
   // A head's decision not to keep a trace it recorded deferred: counted as
@@ -515,8 +542,75 @@ struct AdaptiveSampling::State {
       }
       dropped.fetch_add(1, std::memory_order_relaxed);
     }
-    for (auto& s : out) internal::RecycleSpanData(std::move(s));
+    for (auto& s : out) RecycleSpanData(std::move(s));
     out.clear();
+  }
+
+  bool EndDeferred(const TraceId& id, std::unique_ptr<DeferredSpan> span, bool error,
+                   uint64_t duration_ns) {
+    Shard& sh = ShardOf(id);
+    std::vector<SpanPtr> out;
+    DeferredList to_record;
+    SamplingReason reason = SamplingReason::kNone;
+    {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      auto it = sh.traces.find(id);
+      if (it == sh.traces.end()) {
+        if (sh.WasDropped(id)) {
+          late_dropped.fetch_add(1, std::memory_order_relaxed);
+          return false;  // `span` is freed, never recorded
+        }
+        const int64_t now = Now();
+        it = NewEntryLocked(sh, id, now);
+        sh.pending_order.push_back({id, now});
+      }
+      Entry& e = it->second;
+      if (e.state == Decision::kKept) {
+        // Kept before its root ended (a trigger that came first): a late span.
+        late_kept.fetch_add(1, std::memory_order_relaxed);
+        e.replayed = true;
+        reason = e.reason;
+        to_record.push_back(std::move(span));
+      } else {
+        const size_t bytes = span->Bytes();
+        e.bytes += bytes;
+        e.deferred.push_back(std::move(span));
+        buffered_spans.fetch_add(1, std::memory_order_relaxed);
+        const int64_t total =
+            buffered_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed) +
+            static_cast<int64_t>(bytes);
+        if (static_cast<uint64_t>(total) > peak_bytes.load(std::memory_order_relaxed)) {
+          peak_bytes.store(static_cast<uint64_t>(total), std::memory_order_relaxed);
+        }
+        e.root_ended = true;
+        if (error) {
+          reason = SamplingReason::kError;
+        } else if (options.slow.count() > 0 &&
+                   duration_ns >= static_cast<uint64_t>(Ms(options.slow))) {
+          reason = SamplingReason::kSlow;
+        }
+        if (reason != SamplingReason::kNone) {
+          CountKept(reason, false);
+          KeepLocked(sh, it, reason, out, to_record);
+        } else if (options.role == AdaptiveOptions::Role::kHead) {
+          dropped.fetch_add(1, std::memory_order_relaxed);
+          DropLocked(sh, it, out);
+        } else {
+          e.wait_until_ns = Now() + Ms(options.decision_wait);
+        }
+      }
+    }
+    if (reason != SamplingReason::kNone) {
+      Export(out, reason);
+      Record(to_record);
+    } else {
+      for (auto& s : out) RecycleSpanData(std::move(s));
+    }
+    if (static_cast<size_t>(buffered_bytes.load(std::memory_order_relaxed)) >
+        options.buffer_bytes) {
+      EvictOldest();
+    }
+    return reason != SamplingReason::kNone;
   }
 
   bool IsKept(const TraceId& id) {
@@ -530,8 +624,10 @@ struct AdaptiveSampling::State {
     const int64_t now = Now();
     const int64_t timeout = Ms(options.trace_timeout);
     const int64_t youngest_deadline = std::min<int64_t>(timeout, Ms(options.decision_wait));
+    // Reused shard after shard (most sweeps keep nothing and drop a few).
+    std::vector<SpanPtr> drop, keep;
+    DeferredList to_record;
     for (Shard& sh : shards) {
-      std::vector<SpanPtr> drop, keep;
       {
         std::lock_guard<std::mutex> lock(sh.mu);
         // Undecided traces, oldest first: a downstream wait that is over, or
@@ -550,7 +646,7 @@ struct AdaptiveSampling::State {
           } else if (!e.root_ended && now - e.created_ns >= timeout) {
             timed_out.fetch_add(1, std::memory_order_relaxed);
             CountKept(SamplingReason::kSlow, false);
-            KeepLocked(sh, it, SamplingReason::kSlow, keep);
+            KeepLocked(sh, it, SamplingReason::kSlow, keep, to_record);
             pit = sh.pending_order.erase(pit);
           } else if (now - pit->at_ns < youngest_deadline) {
             break;  // younger than any deadline: so is everything after it
@@ -567,8 +663,10 @@ struct AdaptiveSampling::State {
           sh.kept_order.pop_front();
         }
       }
+      for (auto& d : drop) RecycleSpanData(std::move(d));  // for the next spans, not freed
       drop.clear();
       Export(keep, SamplingReason::kSlow);
+      Record(to_record);
     }
   }
 
@@ -733,6 +831,12 @@ void AdaptiveSampling::KeepReplayed(const TraceId& trace_id, SamplingReason reas
 }
 
 void AdaptiveSampling::DropDeferred(const TraceId& trace_id) { state_->DropDeferred(trace_id); }
+
+bool AdaptiveSampling::EndDeferred(const SpanContext& context, std::unique_ptr<DeferredSpan> span,
+                                   bool error, uint64_t duration_ns) {
+  if (!context.IsValid() || !span) return false;
+  return state_->EndDeferred(context.trace_id(), std::move(span), error, duration_ns);
+}
 
 bool AdaptiveSampling::IsKept(const TraceId& trace_id) const { return state_->IsKept(trace_id); }
 

@@ -25,6 +25,7 @@ void SimpleSpanProcessor::OnEnd(std::unique_ptr<SpanData> span) {
   } else {
     counters.spans_failed.fetch_add(1, std::memory_order_relaxed);
   }
+  RecycleSpanData(std::move(span));
 }
 
 bool SimpleSpanProcessor::ForceFlush(Timeout timeout) {

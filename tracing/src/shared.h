@@ -92,15 +92,11 @@ uint64_t Canonicalize(Attributes& attrs);
 void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
                   AttributeKey&& key, AttributeValue&& value, uint64_t* key_bits = nullptr);
 
-// Span records for this thread: a recycled one when the thread has one
-// (RecycleSpanData), else a new one. Recycled records keep their name's and
-// vectors' capacity, so a span that reuses one allocates less. Defined in
-// span.cc.
+// A span record for a new span: a recycled one (RecycleSpanData, public in
+// span_data.h) when this thread or the shared pool has one, else a new
+// one. Recycled records keep their name's capacity, so a span that reuses
+// one allocates less. Defined in span.cc.
 std::unique_ptr<SpanData> NewSpanData();
-// Resets `span` and keeps it for this thread's next NewSpanData (at most a
-// few dozen per thread; the rest are freed). For spans nothing else refers
-// to: adaptive sampling's dropped spans.
-void RecycleSpanData(std::unique_ptr<SpanData> span);
 
 // One monotonic clock read gives both times a span needs: the wall time is
 // the monotonic time plus a per-thread offset from CLOCK_REALTIME, refreshed

@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 
 #include <cstring>
+#include <mutex>
 #include <typeinfo>
 #include <vector>
 
@@ -265,25 +266,79 @@ uint64_t NowUnixNano() { return internal::Now().wall_nanos; }
 namespace internal {
 namespace {
 constexpr size_t kRecycledPerThread = 32;
+// Records move between a thread and the shared pool this many at a time,
+// so the pool's lock is taken once per batch, not per span.
+constexpr size_t kBatch = 16;
+constexpr size_t kSharedMax = 1024;
+// A record whose vectors grew past these is freed, not kept: the pools
+// hold ordinary spans' capacity only.
+constexpr size_t kMaxKeptAttributes = 32;
+constexpr size_t kMaxKeptName = 256;
+constexpr size_t kMaxKeptEvents = 8;  // and links
+
 // A thread that exits frees what it kept (thread_local destructor).
 struct RecycledSpans {
   std::vector<std::unique_ptr<SpanData>> spans;
 };
 thread_local RecycledSpans t_recycled;
+
+// Only ever try_lock()ed: a thread never waits for it (a busy pool means
+// one more malloc or free), and a child forked while another thread held it
+// simply never uses it.
+struct SharedPool {
+  std::mutex mu;
+  std::vector<std::unique_ptr<SpanData>> spans;
+};
+SharedPool& Shared() {
+  static SharedPool* pool = new SharedPool;  // never destroyed: used by thread_local destructors' threads
+  return *pool;
+}
+
+// Moves up to `n` records from the back of `from` to `to`.
+void MoveSome(std::vector<std::unique_ptr<SpanData>>& from,
+              std::vector<std::unique_ptr<SpanData>>& to, size_t n) {
+  for (; n > 0 && !from.empty(); --n) {
+    to.push_back(std::move(from.back()));
+    from.pop_back();
+  }
+}
 }  // namespace
 
 std::unique_ptr<SpanData> NewSpanData() {
-  auto& pool = t_recycled.spans;
-  if (pool.empty()) return std::make_unique<SpanData>();
-  std::unique_ptr<SpanData> s = std::move(pool.back());
-  pool.pop_back();
+  auto& local = t_recycled.spans;
+  if (local.empty()) {
+    SharedPool& shared = Shared();
+    if (shared.mu.try_lock()) {
+      MoveSome(shared.spans, local, kBatch);
+      shared.mu.unlock();
+    }
+    if (local.empty()) return std::make_unique<SpanData>();
+  }
+  std::unique_ptr<SpanData> s = std::move(local.back());
+  local.pop_back();
   return s;
 }
 
+}  // namespace internal
+
 void RecycleSpanData(std::unique_ptr<SpanData> span) {
-  auto& pool = t_recycled.spans;
-  if (!span || pool.size() >= kRecycledPerThread) return;  // freed here
+  if (!span) return;
   SpanData& s = *span;
+  if (s.attributes.capacity() > internal::kMaxKeptAttributes ||
+      s.name.capacity() > internal::kMaxKeptName || s.events.capacity() > internal::kMaxKeptEvents ||
+      s.links.capacity() > internal::kMaxKeptEvents) {
+    return;  // freed here
+  }
+  auto& local = internal::t_recycled.spans;
+  if (local.size() >= internal::kRecycledPerThread) {
+    internal::SharedPool& shared = internal::Shared();
+    if (!shared.mu.try_lock()) return;  // freed here
+    if (shared.spans.size() + internal::kBatch <= internal::kSharedMax) {
+      internal::MoveSome(local, shared.spans, internal::kBatch);
+    }
+    shared.mu.unlock();
+    if (local.size() >= internal::kRecycledPerThread) return;  // the pool is full: freed here
+  }
   s.context = SpanContext();
   s.parent_span_id = SpanId();
   s.parent_is_remote = false;
@@ -299,8 +354,7 @@ void RecycleSpanData(std::unique_ptr<SpanData> span) {
   s.status = StatusCode::kUnset;
   s.status_message.clear();
   s.origin.reset();
-  pool.push_back(std::move(span));
+  local.push_back(std::move(span));
 }
-}  // namespace internal
 
 }  // namespace prism::tracing

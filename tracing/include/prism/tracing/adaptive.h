@@ -51,6 +51,7 @@
 #include "prism/tracing/ids.h"
 #include "prism/tracing/processor.h"
 #include "prism/tracing/sampler.h"
+#include "prism/tracing/span_context.h"
 
 namespace prism::tracing {
 
@@ -127,6 +128,21 @@ struct AdaptiveCounters {
   std::string ToString() const;
 };
 
+// A local root span whose recording was deferred (StartSpanOptions::defer)
+// and that its instrumentation can record later, whole - what it needs to
+// (its context, times, attributes' sources, status) held in this object.
+// Handed to EndDeferred when the span ends; recorded only if its trace is
+// kept (grpc_tracing's server interceptor in a plugin: docs/sampling.md).
+class DeferredSpan {
+ public:
+  virtual ~DeferredSpan() = default;
+  // Records the span (StartSpanOptions::replay, with the times it ran).
+  // Called at most once, on whichever thread keeps the trace, no lock held.
+  virtual void Record() = 0;
+  // An estimate of the heap it holds, for the buffer's bound.
+  virtual size_t Bytes() const = 0;
+};
+
 class AdaptiveSampling {
  public:
   explicit AdaptiveSampling(AdaptiveOptions options);
@@ -154,6 +170,13 @@ class AdaptiveSampling {
   // other code recorded of it are freed whole, later ones discarded).
   void KeepReplayed(const TraceId& trace_id, SamplingReason reason);
   void DropDeferred(const TraceId& trace_id);
+  // Ends the deferred local root `span` of `context`: decided like a
+  // recorded root ending - `error` keeps its trace, a duration of at least
+  // `slow` too; otherwise a head drops it and a downstream process waits for
+  // its caller's verdict. Kept, now or later, it is recorded (Record). True
+  // when the trace is kept by the time this returns.
+  bool EndDeferred(const SpanContext& context, std::unique_ptr<DeferredSpan> span, bool error,
+                   uint64_t duration_ns);
   // Whether `trace_id` has been decided kept here (by Keep or an error).
   bool IsKept(const TraceId& trace_id) const;
 

@@ -71,4 +71,15 @@ struct SpanData {
   const AttributeValue* FindAttribute(std::string_view key) const;
 };
 
+// Hands a finished record nothing else refers to back for the SDK's next
+// span, instead of freeing it: for processors and exporters done with a
+// span (the batch processor after an export, adaptive sampling for spans it
+// drops). Records freed on one thread and started on another - a plugin's
+// sweeper frees what its gRPC threads started, the batch exporter what
+// request threads started - meet in a shared pool. Bounded: 32 records per
+// thread and 1,024 shared; past that, and for a record with unusually large
+// vectors, it is freed. Letting the unique_ptr free the record is always
+// correct too.
+void RecycleSpanData(std::unique_ptr<SpanData> span);
+
 }  // namespace prism::tracing
