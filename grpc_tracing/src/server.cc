@@ -185,13 +185,12 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     prism::tracing::AdaptiveSampling* adaptive = state_->tracer.adaptive();
     if (!adaptive) return false;
     const SpanContext& context = span_.context();
-    return adaptive->EndDeferred(
-        context,
-        std::make_unique<DeferredServerSpan>(state_->tracer, state_->server, method_ ? method_ : "",
-                                             parent_, context, std::move(peer_), start_ns_, end,
-                                             status),
-        IsServerError(status.error_code()),
-        end > start_ns_ ? end - start_ns_ : 0);
+    return adaptive->EndDeferred(context,
+                                 std::make_unique<DeferredServerSpan>(
+                                     state_->tracer, state_->server, method_ ? method_ : "",
+                                     parent_, context, std::move(peer_), start_ns_, end, status),
+                                 IsServerError(status.error_code()),
+                                 end > start_ns_ ? end - start_ns_ : 0);
   }
 
   const ServerFactoryState* state_;

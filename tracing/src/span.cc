@@ -290,7 +290,8 @@ struct SharedPool {
   std::vector<std::unique_ptr<SpanData>> spans;
 };
 SharedPool& Shared() {
-  static SharedPool* pool = new SharedPool;  // never destroyed: used by thread_local destructors' threads
+  static SharedPool* pool =
+      new SharedPool;  // never destroyed: used by thread_local destructors' threads
   return *pool;
 }
 
@@ -325,7 +326,8 @@ void RecycleSpanData(std::unique_ptr<SpanData> span) {
   if (!span) return;
   SpanData& s = *span;
   if (s.attributes.capacity() > internal::kMaxKeptAttributes ||
-      s.name.capacity() > internal::kMaxKeptName || s.events.capacity() > internal::kMaxKeptEvents ||
+      s.name.capacity() > internal::kMaxKeptName ||
+      s.events.capacity() > internal::kMaxKeptEvents ||
       s.links.capacity() > internal::kMaxKeptEvents) {
     return;  // freed here
   }

@@ -494,5 +494,106 @@ TEST(Adaptive, DeferIsIgnoredWithoutAdaptiveSampling) {
   EXPECT_EQ(recorder.spans().size(), 1u);
 }
 
+// A deferred local root (AdaptiveSampling::EndDeferred) as a plugin's
+// server interceptor hands it over: recorded, with its own context, only if
+// the trace is kept; freed unrecorded otherwise.
+struct TestDeferred final : DeferredSpan {
+  TestDeferred(Tracer t, SpanContext parent, SpanContext context, int* recorded, int* freed)
+      : tracer(std::move(t)), parent(parent), context(context), recorded(recorded), freed(freed) {}
+  ~TestDeferred() override { ++*freed; }
+  void Record() override {
+    ++*recorded;
+    StartSpanOptions o;
+    o.kind = SpanKind::kServer;
+    o.parent = parent;
+    o.replay = context;
+    o.start_unix_nano = 10;
+    Span s = tracer.StartSpan("deferred-root", std::move(o));
+    s.End(20);
+  }
+  size_t Bytes() const override { return 100; }
+  Tracer tracer;
+  SpanContext parent, context;
+  int* recorded;
+  int* freed;
+};
+
+TEST(Adaptive, DeferredRootsAreRecordedOnlyWhenKept) {
+  AdaptiveOptions o;
+  o.role = AdaptiveOptions::Role::kDownstream;
+  o.slow = std::chrono::milliseconds(100);
+  Fixture f(o);
+  int recorded = 0, freed = 0;
+  // Starts a deferred root under an unsampled caller, with one recorded child.
+  auto start = [&](uint64_t r) {
+    StartSpanOptions so;
+    so.kind = SpanKind::kServer;
+    so.parent = RemoteParent(WithRandomness(r), false);
+    so.defer = true;
+    Span root = f.tracer.StartSpan("deferred-root", std::move(so));
+    EXPECT_TRUE(root.deferred());
+    StartSpanOptions c;
+    c.parent = root.context();
+    f.tracer.StartSpan("child", std::move(c)).End();
+    return root.context();
+  };
+  auto handover = [&](const SpanContext& ctx, bool error, uint64_t duration_ns) {
+    return f.adaptive->EndDeferred(
+        ctx,
+        std::make_unique<TestDeferred>(f.tracer, RemoteParent(ctx.trace_id(), false), ctx,
+                                       &recorded, &freed),
+        error, duration_ns);
+  };
+
+  // 1. No verdict yet: held, not recorded; the caller's Keep records it.
+  SpanContext a = start(1);
+  EXPECT_FALSE(handover(a, false, 1'000'000));
+  EXPECT_EQ(recorded, 0);
+  EXPECT_EQ(f.adaptive->Counters().buffered_spans, 2u);
+  f.adaptive->Keep(a.trace_id(), SamplingReason::kSlow);
+  EXPECT_EQ(recorded, 1);
+  EXPECT_EQ(f.Exported(a.trace_id()), 2u);
+  // 2. An error keeps it at once.
+  SpanContext b = start(2);
+  EXPECT_TRUE(handover(b, true, 1'000'000));
+  EXPECT_EQ(recorded, 2);
+  EXPECT_EQ(f.Exported(b.trace_id()), 2u);
+  // 3. Its own latency too.
+  SpanContext c = start(3);
+  EXPECT_TRUE(handover(c, false, 100'000'000));
+  EXPECT_EQ(recorded, 3);
+  // 4. The caller's verdict came first: recorded as it ends (a late span).
+  SpanContext d = start(4);
+  f.adaptive->Keep(d.trace_id(), SamplingReason::kError);
+  EXPECT_TRUE(handover(d, false, 1'000'000));
+  EXPECT_EQ(recorded, 4);
+  EXPECT_EQ(f.Exported(d.trace_id()), 2u);
+  // 5. No verdict within the wait: dropped whole, never recorded, freed.
+  SpanContext e = start(5);
+  const int freed_before = freed;
+  EXPECT_FALSE(handover(e, false, 1'000'000));
+  f.Advance(std::chrono::milliseconds(600));
+  f.adaptive->Sweep();
+  EXPECT_EQ(recorded, 4);
+  EXPECT_EQ(freed, freed_before + 1);
+  EXPECT_EQ(f.Exported(e.trace_id()), 0u);
+  // Every recorded root is the deferred span's own context, sampled now.
+  for (const auto& s : f.recorder.spans()) {
+    EXPECT_TRUE(s.context.IsSampled());
+    if (s.name == "deferred-root") {
+      EXPECT_TRUE(s.context.span_id() == a.span_id() || s.context.span_id() == b.span_id() ||
+                  s.context.span_id() == c.span_id() || s.context.span_id() == d.span_id());
+    }
+  }
+  auto counters = f.adaptive->Counters();
+  EXPECT_EQ(counters.kept_trigger, 2u);  // a and d
+  EXPECT_EQ(counters.kept_error, 1u);
+  EXPECT_EQ(counters.kept_slow, 1u);
+  EXPECT_EQ(counters.dropped, 1u);
+  EXPECT_EQ(counters.late_kept, 1u);  // d's root, after its verdict
+  EXPECT_EQ(counters.buffered_spans, 0u);
+  EXPECT_EQ(counters.buffered_bytes, 0u);
+}
+
 }  // namespace
 }  // namespace prism::tracing
