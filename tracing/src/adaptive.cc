@@ -369,6 +369,59 @@ struct AdaptiveSampling::State {
     }
   }
 
+  // The pending entry of `id` (shard locked), made if there is none; end()
+  // when the trace was dropped (a late span).
+  Map::iterator FindOrAddLocked(Shard& sh, const TraceId& id) {
+    auto it = sh.traces.find(id);
+    if (it != sh.traces.end()) return it;
+    if (sh.WasDropped(id)) return sh.traces.end();
+    const int64_t now = Now();
+    it = NewEntryLocked(sh, id, now);
+    sh.pending_order.push_back({id, now});
+    return it;
+  }
+
+  // Counts `bytes` more held for entry `e` (shard locked).
+  void AccountLocked(Entry& e, size_t bytes) {
+    e.bytes += bytes;
+    buffered_spans.fetch_add(1, std::memory_order_relaxed);
+    const int64_t total =
+        buffered_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed) +
+        static_cast<int64_t>(bytes);
+    if (static_cast<uint64_t>(total) > peak_bytes.load(std::memory_order_relaxed)) {
+      peak_bytes.store(static_cast<uint64_t>(total), std::memory_order_relaxed);
+    }
+  }
+
+  // The local root of pending trace `it` ended (shard locked): `keep` (an
+  // error, or its latency) keeps the trace; otherwise a head drops it and a
+  // downstream process waits for its caller's verdict. Returns `keep`.
+  SamplingReason RootEndedLocked(Shard& sh, Map::iterator it, SamplingReason keep,
+                                 std::vector<SpanPtr>& out, DeferredList& to_record) {
+    Entry& e = it->second;
+    e.root_ended = true;
+    if (keep != SamplingReason::kNone) {
+      CountKept(keep, false);
+      KeepLocked(sh, it, keep, out, to_record);
+    } else if (options.role == AdaptiveOptions::Role::kHead) {
+      dropped.fetch_add(1, std::memory_order_relaxed);
+      DropLocked(sh, it, out);
+    } else {
+      e.wait_until_ns = Now() + Ms(options.decision_wait);
+    }
+    return keep;
+  }
+
+  // The keep a span ending with `error` and lasting `duration_ns` asks for.
+  SamplingReason KeepFor(bool error, bool root, uint64_t duration_ns) const {
+    if (error) return SamplingReason::kError;
+    if (root && options.slow.count() > 0 &&
+        duration_ns >= static_cast<uint64_t>(Ms(options.slow))) {
+      return SamplingReason::kSlow;
+    }
+    return SamplingReason::kNone;
+  }
+
   void OnEnd(SpanPtr span) {
     const TraceId id = span->context.trace_id();
     const bool root = IsLocalRoot(*span);
@@ -384,20 +437,10 @@ struct AdaptiveSampling::State {
     SamplingReason out_reason = SamplingReason::kNone;
     {
       std::lock_guard<std::mutex> lock(sh.mu);
-      auto it = sh.traces.find(id);
+      auto it = FindOrAddLocked(sh, id);
       if (it == sh.traces.end()) {
-        if (sh.WasDropped(id)) {
-          late_dropped.fetch_add(1, std::memory_order_relaxed);
-          out.push_back(std::move(span));  // freed below, outside the lock
-          it = sh.traces.end();
-        } else {
-          const int64_t now = Now();
-          it = NewEntryLocked(sh, id, now);
-          sh.pending_order.push_back({id, now});
-        }
-      }
-      if (it == sh.traces.end()) {
-        // late span of a dropped trace
+        late_dropped.fetch_add(1, std::memory_order_relaxed);
+        out.push_back(std::move(span));  // freed below, outside the lock
       } else if (it->second.state == Decision::kKept) {
         // A replayed trace's spans come after its decision by design.
         if (!it->second.replayed) late_kept.fetch_add(1, std::memory_order_relaxed);
@@ -405,36 +448,16 @@ struct AdaptiveSampling::State {
         out_reason = it->second.reason;
       } else {
         Entry& e = it->second;
-        size_t bytes = EstimateBytes(*span);
-        const uint64_t duration = span->end_unix_nano - span->start_unix_nano;
-        e.bytes += bytes;
+        const SamplingReason keep =
+            KeepFor(error, root, span->end_unix_nano - span->start_unix_nano);
+        AccountLocked(e, EstimateBytes(*span));
         e.spans.push_back(std::move(span));
-        buffered_spans.fetch_add(1, std::memory_order_relaxed);
-        int64_t total =
-            buffered_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed) +
-            static_cast<int64_t>(bytes);
-        if (static_cast<uint64_t>(total) > peak_bytes.load(std::memory_order_relaxed)) {
-          peak_bytes.store(static_cast<uint64_t>(total), std::memory_order_relaxed);
-        }
-        if (root) e.root_ended = true;
-        SamplingReason keep = SamplingReason::kNone;
-        if (error) {
-          keep = SamplingReason::kError;
-        } else if (root && options.slow.count() > 0 &&
-                   duration >= static_cast<uint64_t>(Ms(options.slow))) {
-          keep = SamplingReason::kSlow;
-        }
-        if (keep != SamplingReason::kNone) {
+        if (root) {
+          out_reason = RootEndedLocked(sh, it, keep, out, to_record);
+        } else if (keep != SamplingReason::kNone) {
           CountKept(keep, false);
           KeepLocked(sh, it, keep, out, to_record);
           out_reason = keep;
-        } else if (root) {
-          if (options.role == AdaptiveOptions::Role::kHead) {
-            dropped.fetch_add(1, std::memory_order_relaxed);
-            DropLocked(sh, it, out);
-          } else {
-            e.wait_until_ns = Now() + Ms(options.decision_wait);
-          }
         } else if (e.spans.size() > options.max_trace_spans) {
           evicted.fetch_add(1, std::memory_order_relaxed);
           evicted_spans.fetch_add(e.spans.size(), std::memory_order_relaxed);
@@ -554,15 +577,10 @@ struct AdaptiveSampling::State {
     SamplingReason reason = SamplingReason::kNone;
     {
       std::lock_guard<std::mutex> lock(sh.mu);
-      auto it = sh.traces.find(id);
+      auto it = FindOrAddLocked(sh, id);
       if (it == sh.traces.end()) {
-        if (sh.WasDropped(id)) {
-          late_dropped.fetch_add(1, std::memory_order_relaxed);
-          return false;  // `span` is freed, never recorded
-        }
-        const int64_t now = Now();
-        it = NewEntryLocked(sh, id, now);
-        sh.pending_order.push_back({id, now});
+        late_dropped.fetch_add(1, std::memory_order_relaxed);
+        return false;  // `span` is freed, never recorded
       }
       Entry& e = it->second;
       if (e.state == Decision::kKept) {
@@ -572,32 +590,9 @@ struct AdaptiveSampling::State {
         reason = e.reason;
         to_record.push_back(std::move(span));
       } else {
-        const size_t bytes = span->Bytes();
-        e.bytes += bytes;
+        AccountLocked(e, span->Bytes());
         e.deferred.push_back(std::move(span));
-        buffered_spans.fetch_add(1, std::memory_order_relaxed);
-        const int64_t total =
-            buffered_bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed) +
-            static_cast<int64_t>(bytes);
-        if (static_cast<uint64_t>(total) > peak_bytes.load(std::memory_order_relaxed)) {
-          peak_bytes.store(static_cast<uint64_t>(total), std::memory_order_relaxed);
-        }
-        e.root_ended = true;
-        if (error) {
-          reason = SamplingReason::kError;
-        } else if (options.slow.count() > 0 &&
-                   duration_ns >= static_cast<uint64_t>(Ms(options.slow))) {
-          reason = SamplingReason::kSlow;
-        }
-        if (reason != SamplingReason::kNone) {
-          CountKept(reason, false);
-          KeepLocked(sh, it, reason, out, to_record);
-        } else if (options.role == AdaptiveOptions::Role::kHead) {
-          dropped.fetch_add(1, std::memory_order_relaxed);
-          DropLocked(sh, it, out);
-        } else {
-          e.wait_until_ns = Now() + Ms(options.decision_wait);
-        }
+        reason = RootEndedLocked(sh, it, KeepFor(error, true, duration_ns), out, to_record);
       }
     }
     if (reason != SamplingReason::kNone) {
