@@ -49,7 +49,8 @@ class Client {
   Result Get(const std::string& ns, const std::string& key, std::chrono::milliseconds deadline = 5s,
              const std::string& traceparent = "", const std::string& token = "") {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+    // 0: no deadline (the proxy's limits.default_deadline applies).
+    if (deadline.count() > 0) ctx.set_deadline(std::chrono::system_clock::now() + deadline);
     if (!traceparent.empty()) ctx.AddMetadata("traceparent", traceparent);
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
     prism::v1::GetRequest req;
@@ -310,6 +311,11 @@ TEST(AdaptiveE2E, EveryErrorIsKeptWhole) {
       AdaptiveConfig("", "  b: {plugin: {command: [" + PluginPath() +
                              "], settings: {delay-ms: \"400\"}}}\n"
                              "auth: {mode: required}\n"
+                             // The deadline request sets none, so only the proxy's
+                             // timer ends it: with a caller's deadline, the caller's
+                             // cancel and the proxy's timer race, and the call ends
+                             // CANCELLED or DEADLINE_EXCEEDED by chance.
+                             "limits: {default_deadline: 100ms}\n"
                              "tokens:\n"
                              "  - name: t\n"
                              "    sha256: " +
@@ -437,6 +443,11 @@ TEST(AdaptiveE2E, ReplayedSpansSayWhatLiveOnesSay) {
   std::string extra = "  b: {plugin: {command: [" + PluginPath() +
                       "], settings: {delay-ms: \"400\"}}}\n"
                       "auth: {mode: required}\n"
+                      // The deadline request sets none, so only the proxy's
+                      // timer ends it: with a caller's deadline, the caller's
+                      // cancel and the proxy's timer race, and the call ends
+                      // CANCELLED or DEADLINE_EXCEEDED by chance.
+                      "limits: {default_deadline: 100ms}\n"
                       "tokens:\n"
                       "  - name: t\n"
                       "    sha256: " +
@@ -450,13 +461,20 @@ TEST(AdaptiveE2E, ReplayedSpansSayWhatLiveOnesSay) {
     std::vector<Result> results;
     {
       Client c(proxy.address());
-      results.push_back(c.Get("a", "fail-1", 5s, Unsampled(0x41), token));     // plugin error
-      results.push_back(c.Get("nope", "k", 5s, Unsampled(0x42), token));       // unknown namespace
-      results.push_back(c.Get("a", "k", 5s, Unsampled(0x43), ""));             // no token
-      results.push_back(c.Get("b", "slow-1", 5s, Unsampled(0x44), token));     // slow: 400 ms
-      results.push_back(c.Get("b", "slow-2", 100ms, Unsampled(0x45), token));  // deadline
+      results.push_back(c.Get("a", "fail-1", 5s, Unsampled(0x41), token));   // plugin error
+      results.push_back(c.Get("nope", "k", 5s, Unsampled(0x42), token));     // unknown namespace
+      results.push_back(c.Get("a", "k", 5s, Unsampled(0x43), ""));           // no token
+      results.push_back(c.Get("b", "slow-1", 5s, Unsampled(0x44), token));   // slow: 400 ms
+      results.push_back(c.Get("b", "slow-2", 0ms, Unsampled(0x45), token));  // deadline (100 ms)
     }
-    std::this_thread::sleep_for(600ms);  // the overrun plugin call ends
+    // The overrun plugin call (the deadline) ends 300 ms after the proxy's:
+    // wait for its SERVER span, not a fixed time (a loaded CI machine).
+    const std::string overrun = "4bf92f3577b34da6a3" + std::string(12, '0') + "45";
+    for (auto until = std::chrono::steady_clock::now() + 15s;
+         std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(50ms)) {
+      auto t = FileTraces(proxy.trace_file());
+      if (Find(t[overrun], "prism_test_adaptive_plugin", kServer)) break;
+    }
     EXPECT_EQ(proxy.Stop(), 0);
     auto traces = FileTraces(proxy.trace_file());
     std::vector<Shape> shapes;

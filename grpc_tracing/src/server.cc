@@ -2,6 +2,7 @@
 
 #include <grpcpp/server.h>
 
+#include <map>
 #include <mutex>
 #include <new>
 
@@ -28,12 +29,26 @@ internal::PtrMap<Context>& ServerSpans() {
 }
 
 struct ServerFactoryState {
-  // Shared with the deferred spans (DeferredServerSpan), which may be
-  // recorded after the server that made them is gone.
   std::shared_ptr<const Endpoint> server;
   prism::tracing::Tracer tracer;
   std::shared_ptr<const prism::tracing::TextMapPropagator> propagator;
   std::vector<std::string> excluded;
+
+  // The attributes every SERVER span of `method` starts with
+  // (RpcStartAttributes), a block shared by its calls, made on its first
+  // call. A server's methods are few and fixed; past kMaxBlocks distinct
+  // names a call gets a block of its own.
+  prism::tracing::SharedAttributes Block(const MethodName& method) const {
+    std::lock_guard lock(mu);
+    auto it = blocks.find(method.full);
+    if (it != blocks.end()) return it->second;
+    auto block = prism::tracing::AttributeBlock::Make(RpcStartAttributes(method, *server));
+    if (blocks.size() < kMaxBlocks) blocks.emplace(std::string(method.full), block);
+    return block;
+  }
+  static constexpr size_t kMaxBlocks = 256;
+  mutable std::mutex mu;
+  mutable std::map<std::string, prism::tracing::SharedAttributes, std::less<>> blocks;
 };
 
 // The SERVER span of a call whose trace adaptive sampling left undecided,
@@ -43,11 +58,11 @@ struct ServerFactoryState {
 // object, not a span record (docs/sampling.md, "Deferred recording").
 class DeferredServerSpan final : public prism::tracing::DeferredSpan {
  public:
-  DeferredServerSpan(prism::tracing::Tracer tracer, std::shared_ptr<const Endpoint> server,
+  DeferredServerSpan(prism::tracing::Tracer tracer, prism::tracing::SharedAttributes attributes,
                      std::string method, SpanContext parent, SpanContext context, Endpoint peer,
                      uint64_t start, uint64_t end, grpc::Status status)
       : tracer_(std::move(tracer)),
-        server_(std::move(server)),
+        attributes_(std::move(attributes)),
         method_(std::move(method)),
         parent_(std::move(parent)),
         context_(std::move(context)),
@@ -63,8 +78,8 @@ class DeferredServerSpan final : public prism::tracing::DeferredSpan {
     options.parent = parent_;
     options.replay = context_;
     options.start_unix_nano = start_;
-    Span span = tracer_.StartSpan(method.full, std::move(options),
-                                  [&] { return RpcStartAttributes(method, *server_); });
+    options.shared_attributes = attributes_;
+    Span span = tracer_.StartSpan(method.full, std::move(options));
     DescribePeer(span, peer_);
     SetRpcStatus(span, status_, /*server_side=*/true);
     span.End(end_);
@@ -77,13 +92,14 @@ class DeferredServerSpan final : public prism::tracing::DeferredSpan {
   // The live path's peer attributes, and the replay's.
   static void DescribePeer(Span& span, const Endpoint& peer) {
     if (!span.IsRecording()) return;
-    if (!peer.address.empty()) span.SetAttribute(attr::kNetworkPeerAddress, peer.address);
-    if (peer.port > 0) span.SetAttribute(attr::kNetworkPeerPort, int64_t{peer.port});
+    ForEachPeerAttribute(peer, [&](const auto& key, auto value) {
+      span.SetAttribute(key, prism::tracing::Value(value));
+    });
   }
 
  private:
   prism::tracing::Tracer tracer_;
-  std::shared_ptr<const Endpoint> server_;
+  prism::tracing::SharedAttributes attributes_;  // ServerFactoryState::Block
   std::string method_;
   SpanContext parent_, context_;
   Endpoint peer_;
@@ -134,13 +150,18 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     options.parent = incoming.span_context();  // invalid: a new trace
     // Adaptive sampling, trace undecided: recorded only if kept.
     options.defer = true;
-    span_ = state_->tracer.StartSpan(method.full, std::move(options),
-                                     [&] { return RpcStartAttributes(method, *state_->server); });
+    // The start attributes (a block per method) are looked up only for a
+    // sampler that reads them or a span that records, now or perhaps later.
+    const bool eager = state_->tracer.SamplerReadsAttributes();
+    if (eager) options.shared_attributes = state_->Block(method);
+    span_ = state_->tracer.StartSpan(method.full, std::move(options));
     if (span_.deferred()) {
+      block_ = state_->Block(method);
       parent_ = incoming.span_context();
       peer_ = ParsePeer(ctx_->peer());
       start_ns_ = prism::tracing::NowUnixNano();
     } else if (span_.IsRecording()) {
+      if (!eager) span_.SetAttributes(state_->Block(method));
       DeferredServerSpan::DescribePeer(span_, ParsePeer(ctx_->peer()));
     }
     if (span_.context().IsValid() || !incoming.baggage().empty()) {
@@ -187,7 +208,7 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     const SpanContext& context = span_.context();
     return adaptive->EndDeferred(context,
                                  std::make_unique<DeferredServerSpan>(
-                                     state_->tracer, state_->server, method_ ? method_ : "",
+                                     state_->tracer, std::move(block_), method_ ? method_ : "",
                                      parent_, context, std::move(peer_), start_ns_, end, status),
                                  IsServerError(status.error_code()),
                                  end > start_ns_ ? end - start_ns_ : 0);
@@ -196,6 +217,7 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
   const ServerFactoryState* state_;
   grpc::ServerContextBase* ctx_;
   const char* method_;
+  prism::tracing::SharedAttributes block_;  // the span's start attributes
   Span span_;
   // Deferred recording: what DeferredServerSpan needs besides the status.
   SpanContext parent_;

@@ -13,9 +13,12 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "prism/grpc_tracing/semconv.h"
+#include "prism/tracing/attributes.h"
 
 namespace prism::proxy {
 
@@ -25,6 +28,10 @@ struct Endpoint {
   std::unique_ptr<grpc::GenericStub> stub;
   std::string target;                    // gRPC target, e.g. unix:///run/prism-x/0.sock
   prism::grpc_tracing::Endpoint server;  // semconv server.address/port (socket path, port 0)
+  // The attributes the proxy's CLIENT spans to this endpoint start with, one
+  // shared block per method, made on first use (service.cc, ClientBlock).
+  mutable std::once_flag client_attributes_once;
+  mutable std::vector<prism::tracing::SharedAttributes> client_attributes;
 };
 
 // Builds a channel + generic stub for a gRPC target (fast reconnects, no

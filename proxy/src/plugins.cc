@@ -61,6 +61,8 @@ PluginBackend::PluginBackend(NamespaceConfig config, std::string socket_path)
     plugin_name_ = config_.plugin.address;
     state_.launched = false;
   }
+  route_attributes_ = prism::tracing::AttributeBlock::Make(
+      {{"prism.namespace", config_.name}, {"prism.plugin", plugin_name_}});
 }
 
 std::string PluginBackend::down_reason() const {

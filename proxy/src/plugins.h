@@ -45,6 +45,9 @@ class PluginBackend {
   const std::string& ns() const { return config_.name; }
   // prism-plugin-sqlite, or the address for external plugins.
   const std::string& plugin_name() const { return plugin_name_; }
+  // The routing span's attributes once this backend is chosen
+  // (prism.namespace, prism.plugin), shared by every call.
+  const prism::tracing::SharedAttributes& route_attributes() const { return route_attributes_; }
   bool launched() const { return config_.plugin.launched(); }
   // namespaces.<ns>.slow (adaptive sampling), if set.
   std::optional<std::chrono::milliseconds> slow() const { return config_.slow; }
@@ -61,6 +64,7 @@ class PluginBackend {
 
   NamespaceConfig config_;
   std::string plugin_name_;
+  prism::tracing::SharedAttributes route_attributes_;
   std::string socket_path_;  // launched plugins only
   std::string executable_;   // resolved path
   std::atomic<std::shared_ptr<const Endpoint>> endpoint_;

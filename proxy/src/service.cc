@@ -57,16 +57,20 @@ std::optional<std::string_view> FindMetadata(
 }
 
 // `at`: when the error happened (a replayed span's), 0 for now.
+// What every SERVER span of method `m` starts with (ProxyService's shared
+// blocks; a call's own list while the port is not known yet).
+pt::Attributes ServerBlockAttributes(const MethodInfo& m, const std::string& host, int port) {
+  pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(m.path), {host, port});
+  pt::AppendString(a, "prism.operation", m.operation);
+  return a;
+}
+
 void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& message,
                  uint64_t at = 0) {
   if (!span.IsRecording()) return;
   std::string_view name = gt::StatusCodeName(code);
   const std::string type = std::string("grpc.") + std::string(name);
-  if (at) {
-    span.RecordException(at, type, message);
-  } else {
-    span.RecordException(type, message);
-  }
+  span.RecordException(at ? at : pt::NowUnixNano(), type, message);
   span.SetAttribute(gt::attr::kErrorType, name);
   span.SetStatus(pt::StatusCode::kError, message);
 }
@@ -113,6 +117,8 @@ class ProxiedCall {
     opts.parent = parent_.span_context();
     opts.root = !parent_.span_context().IsValid();
     opts.defer = defer_recording_;
+    server_block_ = ServerBlock();
+    opts.shared_attributes = server_block_;
     server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
                                            [this] { return ServerAttributes(); });
     lazy_ = server_span_.deferred();
@@ -137,21 +143,39 @@ class ProxiedCall {
     }
   }
 
+  // The SERVER span's attributes: those of every call of the method, shared
+  // (ServerBlock), then this call's (ServerAttributes). Before the port is
+  // known there is no block, and ServerAttributes gives them all.
+  // Read once, in Begin: the port may become known while the call runs.
+  pt::SharedAttributes ServerBlock() const {
+    const pt::SharedAttributes* block = svc_.server_attributes(method_ - kMethods);
+    return block ? *block : nullptr;
+  }
   pt::Attributes ServerAttributes() const {
-    pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(method_->path),
-                                              {svc_.options().listen_host, svc_.listen_port()});
+    pt::Attributes a;
+    if (!server_block_) {
+      a = ServerBlockAttributes(*method_, svc_.options().listen_host, svc_.listen_port());
+    }
     const gt::Endpoint peer = lazy_ ? peer_ : gt::ParsePeer(ctx_->peer());
-    if (!peer.address.empty()) pt::AppendString(a, gt::attr::kNetworkPeerAddress, peer.address);
-    if (peer.port) pt::AppendInt(a, gt::attr::kNetworkPeerPort, peer.port);
+    gt::ForEachPeerAttribute(
+        peer, [&](const auto& key, auto value) { a.emplace_back(key, pt::Value(value)); });
     pt::AppendString(a, "prism.request_id", request_id_);
-    pt::AppendString(a, "prism.operation", method_->operation);
     return a;
   }
 
-  pt::Attributes ClientAttributes() const {
-    pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(method_->path), endpoint_->server);
-    pt::AppendString(a, "prism.plugin", *plugin_name_);
-    return a;
+  // The CLIENT span's attributes, the same for every call of the method to
+  // one plugin endpoint: a block per method, made once per endpoint.
+  const pt::SharedAttributes& ClientBlock() const {
+    const Endpoint& e = *endpoint_;
+    std::call_once(e.client_attributes_once, [&] {
+      e.client_attributes.reserve(std::size(kMethods));
+      for (const MethodInfo& m : kMethods) {
+        pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(m.path), e.server);
+        pt::AppendString(a, "prism.plugin", *plugin_name_);
+        e.client_attributes.push_back(pt::AttributeBlock::Make(std::move(a)));
+      }
+    });
+    return e.client_attributes[method_ - kMethods];
   }
 
   void DescribeAuth(pt::Span& span) const {
@@ -163,8 +187,11 @@ class ProxiedCall {
 
   void DescribeRoute(pt::Span& span) const {
     if (!span.IsRecording()) return;
-    span.SetAttribute("prism.namespace", ns_);
-    if (plugin_name_) span.SetAttribute("prism.plugin", *plugin_name_);
+    if (backend_) {
+      span.SetAttributes(backend_->route_attributes());  // prism.namespace, prism.plugin
+    } else {
+      span.SetAttribute("prism.namespace", ns_);
+    }
   }
 
   // The CLIENT span's outcome; `at` as for RecordError.
@@ -276,8 +303,8 @@ class ProxiedCall {
     o.kind = pt::SpanKind::kClient;
     o.parent = server_span_.context();
     o.defer = lazy_;
-    client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o),
-                                           [this] { return ClientAttributes(); });
+    o.shared_attributes = ClientBlock();
+    client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o));
     if (lazy_) client_run_.start = pt::NowUnixNano();
     gt::ClientContextCarrier out(client);
     svc_.propagator().Inject(parent_.WithSpanContext(client_span_.context()), out);
@@ -326,6 +353,7 @@ class ProxiedCall {
     so.root = !parent_.span_context().IsValid();
     so.replay = server_span_.context();
     so.start_unix_nano = server_run_.start;
+    so.shared_attributes = server_block_;
     pt::Span server =
         t.StartSpan(method_->span_name, std::move(so), [this] { return ServerAttributes(); });
     if (ns_read_) server.SetAttribute("prism.namespace", ns_);
@@ -349,8 +377,8 @@ class ProxiedCall {
       co.parent = server.context();
       co.replay = client_span_.context();
       co.start_unix_nano = client_run_.start;
-      pt::Span client =
-          t.StartSpan(method_->span_name, std::move(co), [this] { return ClientAttributes(); });
+      co.shared_attributes = ClientBlock();
+      pt::Span client = t.StartSpan(method_->span_name, std::move(co));
       // A call that never came back (the proxy finished first) ends with it.
       const uint64_t end = client_run_.end ? client_run_.end : pt::NowUnixNano();
       if (client_run_.end) DescribeClientEnd(client, client_run_.status, cancel_is_error_, end);
@@ -366,6 +394,7 @@ class ProxiedCall {
   grpc::CallbackServerContext* ctx_;
   const MethodInfo* method_;
   pt::Context parent_;
+  pt::SharedAttributes server_block_;  // ServerBlock(), as Begin found it
   pt::Span server_span_, client_span_;
   std::string request_id_, trace_id_, ns_;
   bool ns_read_ = false;                       // ns_ came from the request
@@ -751,9 +780,21 @@ ProxyService::ProxyService(const Authorizer& auth, const Supervisor& plugins,
     : auth_(auth),
       plugins_(plugins),
       options_(std::move(options)),
-      listen_port_(options_.listen_port),
       tracer_(pt::GetTracer("prism-proxy", std::string(pt::kSdkVersion))),
-      propagator_(pt::GlobalPropagator()) {}
+      propagator_(pt::GlobalPropagator()) {
+  if (options_.listen_port) set_listen_port(options_.listen_port);
+}
+
+void ProxyService::set_listen_port(int port) {
+  listen_port_.store(port, std::memory_order_relaxed);
+  auto blocks = std::make_unique<std::vector<pt::SharedAttributes>>();
+  for (const MethodInfo& m : kMethods) {
+    blocks->push_back(
+        pt::AttributeBlock::Make(ServerBlockAttributes(m, options_.listen_host, port)));
+  }
+  server_attributes_.store(blocks.get(), std::memory_order_release);
+  server_attributes_made_.push_back(std::move(blocks));
+}
 
 grpc::ServerUnaryReactor* ProxyService::Forward(size_t method, grpc::CallbackServerContext* ctx,
                                                 const grpc::ByteBuffer* request,

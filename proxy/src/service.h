@@ -82,8 +82,15 @@ class ProxyService final : public RawKeyValueService {
   const Supervisor& plugins() const { return plugins_; }
   const ServiceOptions& options() const { return options_; }
   // The port actually bound (known only after the server started).
-  void set_listen_port(int port) { listen_port_.store(port, std::memory_order_relaxed); }
+  void set_listen_port(int port);
   int listen_port() const { return listen_port_.load(std::memory_order_relaxed); }
+  // The attributes every SERVER span of method index `method` starts with
+  // (rpc.*, server.address/port, prism.operation), one shared block per
+  // method (prism::tracing::AttributeBlock); null until the port is known.
+  const prism::tracing::SharedAttributes* server_attributes(size_t method) const {
+    const auto* blocks = server_attributes_.load(std::memory_order_acquire);
+    return blocks ? &(*blocks)[method] : nullptr;
+  }
   const prism::tracing::Tracer& tracer() const { return tracer_; }
   const prism::tracing::TextMapPropagator& propagator() const { return *propagator_; }
 
@@ -103,6 +110,11 @@ class ProxyService final : public RawKeyValueService {
   const Supervisor& plugins_;
   ServiceOptions options_;
   std::atomic<int> listen_port_{0};
+  // Published by set_listen_port; every set made is kept for calls that
+  // still read an older one.
+  std::atomic<const std::vector<prism::tracing::SharedAttributes>*> server_attributes_{nullptr};
+  std::vector<std::unique_ptr<const std::vector<prism::tracing::SharedAttributes>>>
+      server_attributes_made_;
   prism::tracing::Tracer tracer_;
   std::shared_ptr<const prism::tracing::TextMapPropagator> propagator_;
   mutable std::atomic<uint64_t> triggers_sent_{0}, triggers_failed_{0}, triggers_skipped_{0},

@@ -1,5 +1,7 @@
 #include "prism/tracing/in_memory_recorder.h"
 
+#include "shared.h"
+
 namespace prism::tracing {
 class RecorderExporter : public SpanExporter {
  public:
@@ -9,7 +11,11 @@ class RecorderExporter : public SpanExporter {
     auto state = state_.lock();
     if (!state) return ExportResult::kSuccess;  // nobody is listening any more
     std::lock_guard<std::mutex> lock(state->mutex);
-    for (const auto& s : batch) state->spans.push_back(*s);
+    for (const auto& s : batch) {
+      // Tests read one list: the shared block's entries are copied in.
+      state->spans.push_back(*s);
+      internal::Flatten(state->spans.back());
+    }
     return ExportResult::kSuccess;
   }
   bool Shutdown(Timeout) override { return true; }

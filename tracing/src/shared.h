@@ -92,6 +92,17 @@ uint64_t Canonicalize(Attributes& attrs);
 void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint32_t max_length,
                   AttributeKey&& key, AttributeValue&& value, uint64_t* key_bits = nullptr);
 
+// True when no key of `attrs` (whose KeyBit filter is `attrs_bits`) is in
+// `block`: a span may then refer to the block and own `attrs`. Defined in
+// attribute_block.cc, like Flatten.
+bool Disjoint(const AttributeBlock& block, const Attributes& attrs, uint64_t attrs_bits);
+
+// Copies a span's shared attribute block into its own list, in front (the
+// order the span's attributes have), and lets go of the block: for a key
+// the span changes that the block holds, and for limits the block does not
+// fit. Does nothing for a span without a block.
+void Flatten(SpanData& s);
+
 // A span record for a new span: a recycled one (RecycleSpanData, public in
 // span_data.h) when this thread or the shared pool has one, else a new
 // one. Recycled records keep their name's capacity, so a span that reuses

@@ -128,25 +128,51 @@ Span& Span::operator=(Span&& other) noexcept {
 
 void Span::SetAttribute(AttributeKey key, AttributeValue value) {
   if (!data_) return;
+  Put(std::move(key), std::move(value));
+}
+
+void Span::Put(AttributeKey&& key, AttributeValue&& value) {
   const SpanLimits& l = tracer_->provider->limits;
-  internal::PutAttribute(data_->attributes, data_->dropped_attributes_count, l.attribute_count,
+  uint32_t max_count = l.attribute_count;
+  if (const AttributeBlock* block = data_->shared_attributes.get()) {
+    // A key the block holds changes in the span's own copy of the block.
+    if (block->Find(key.view())) {
+      internal::Flatten(*data_);
+    } else {
+      max_count -= static_cast<uint32_t>(block->size());  // Start made sure it fits
+    }
+  }
+  internal::PutAttribute(data_->attributes, data_->dropped_attributes_count, max_count,
                          l.attribute_value_length, std::move(key), std::move(value), &key_bits_);
 }
 
 void Span::SetAttributes(Attributes attributes) {
   if (!data_) return;
   const SpanLimits& l = tracer_->provider->limits;
-  if (data_->attributes.empty() && attributes.size() <= l.attribute_count &&
+  const AttributeBlock* block = data_->shared_attributes.get();
+  if (data_->attributes.empty() &&
+      attributes.size() + (block ? block->size() : 0) <= l.attribute_count &&
       internal::ValuesWithin(attributes, l.attribute_value_length)) {
-    key_bits_ = internal::Canonicalize(attributes);
-    data_->attributes = std::move(attributes);
+    const uint64_t bits = internal::Canonicalize(attributes);
+    if (!block || internal::Disjoint(*block, attributes, bits)) {
+      key_bits_ = bits | (block ? block->key_bits() : 0);
+      data_->attributes = std::move(attributes);
+      return;
+    }
+  }
+  for (auto& kv : attributes) Put(std::move(kv.key), std::move(kv.value));
+}
+
+void Span::SetAttributes(const SharedAttributes& block) {
+  if (!data_ || !block) return;
+  const SpanLimits& l = tracer_->provider->limits;
+  if (data_->attributes.empty() && !data_->shared_attributes &&
+      block->size() <= l.attribute_count && block->longest_value() <= l.attribute_value_length) {
+    data_->shared_attributes = block;
+    key_bits_ = block->key_bits();
     return;
   }
-  for (auto& kv : attributes) {
-    internal::PutAttribute(data_->attributes, data_->dropped_attributes_count, l.attribute_count,
-                           l.attribute_value_length, std::move(kv.key), std::move(kv.value),
-                           &key_bits_);
-  }
+  for (const auto& kv : block->attributes()) Put(AttributeKey(kv.key), AttributeValue(kv.value));
 }
 
 void Span::AddEvent(std::string_view name, Attributes attributes) {
@@ -347,6 +373,7 @@ void RecycleSpanData(std::unique_ptr<SpanData> span) {
   s.name.clear();
   s.kind = SpanKind::kInternal;
   s.start_unix_nano = s.end_unix_nano = 0;
+  s.shared_attributes.reset();
   s.attributes.clear();
   s.dropped_attributes_count = 0;
   s.events.clear();

@@ -31,10 +31,20 @@ const InstrumentationScope& SpanData::scope() const {
 }
 
 const AttributeValue* SpanData::FindAttribute(std::string_view key) const {
+  if (shared_attributes) {
+    if (const AttributeValue* v = shared_attributes->Find(key)) return v;
+  }
   for (const auto& kv : attributes) {
     if (kv.key == key) return &kv.value;
   }
   return nullptr;
+}
+
+Attributes SpanData::AllAttributes() const {
+  Attributes all;
+  all.reserve(attribute_count());
+  ForEachAttribute([&](const KeyValue& kv) { all.push_back(kv); });
+  return all;
 }
 
 }  // namespace prism::tracing

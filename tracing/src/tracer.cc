@@ -27,6 +27,13 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
     return Span(parent);
   }
   const internal::ProviderShared& provider = *shared_->provider;
+  if (options.shared_attributes && provider.sampler_reads_attributes) {
+    // The sampler sees the span's whole list.
+    Attributes merged = options.shared_attributes->attributes();
+    for (auto& kv : options.attributes) merged.push_back(std::move(kv));
+    options.attributes = std::move(merged);
+    options.shared_attributes.reset();
+  }
   const bool has_parent = parent.IsValid();
   SamplingResult result;
   SpanContext context;
@@ -74,16 +81,37 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
   data->start_unix_nano = options.start_unix_nano ? options.start_unix_nano : now.wall_nanos;
   const SpanLimits& limits = provider.limits;
   uint64_t key_bits = 0;  // the span's KeyBit filter, built with its attributes
-  if (options.attributes.size() + result.attributes.size() <= limits.attribute_count &&
+  const AttributeBlock* block = options.shared_attributes.get();
+  const size_t block_size = block ? block->size() : 0;
+  bool taken = false;
+  if (block_size + options.attributes.size() + result.attributes.size() <= limits.attribute_count &&
       result.attributes.empty() &&
       (limits.attribute_value_length == std::numeric_limits<uint32_t>::max() ||
-       internal::ValuesWithin(options.attributes, limits.attribute_value_length))) {
+       ((!block || block->longest_value() <= limits.attribute_value_length) &&
+        internal::ValuesWithin(options.attributes, limits.attribute_value_length)))) {
     // Common case: nothing to truncate or drop for the limits, so the list is
     // taken as it is once its keys are canonical (the rules PutAttribute
-    // applies one by one).
+    // applies one by one), and the block is referred to if no key of the
+    // list is in it.
     key_bits = internal::Canonicalize(options.attributes);
-    data->attributes = std::move(options.attributes);
-  } else {
+    if (!block || internal::Disjoint(*block, options.attributes, key_bits)) {
+      if (block) {
+        key_bits |= block->key_bits();
+        data->shared_attributes = std::move(options.shared_attributes);
+      }
+      data->attributes = std::move(options.attributes);
+      taken = true;
+    }
+  }
+  if (!taken) {
+    if (block) {
+      // The general path, one entry at a time: the block's first.
+      Attributes merged = block->attributes();
+      for (auto& kv : options.attributes) merged.push_back(std::move(kv));
+      options.attributes = std::move(merged);
+      options.shared_attributes.reset();
+      key_bits = 0;
+    }
     for (Attributes* list : {&options.attributes, &result.attributes}) {
       for (auto& kv : *list) {
         internal::PutAttribute(data->attributes, data->dropped_attributes_count,

@@ -94,9 +94,9 @@ std::string FormatSpanForConsole(const SpanData& s) {
     out += " status=OK";
   }
   out += " scope=" + (s.scope().name.empty() ? std::string("-") : s.scope().name);
-  if (!s.attributes.empty()) {
+  if (s.attribute_count() != 0) {
     out += " attrs";
-    AppendAttributes(out, s.attributes);
+    AppendAttributes(out, s.shared_attributes ? s.AllAttributes() : s.attributes);
   }
   if (!s.events.empty()) {
     out += " events[";

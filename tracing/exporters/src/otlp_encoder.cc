@@ -230,6 +230,12 @@ void PbAttributes(PbWriter& w, uint32_t field, const Attributes& attributes) {
   }
 }
 
+// An attribute block's entries as Span.attributes (field 9).
+void EncodePbSpanBlock(const Attributes& attributes, std::string& out) {
+  PbWriter w(out);
+  PbAttributes(w, 9, attributes);
+}
+
 void PbSpan(PbWriter& w, const SpanData& s) {
   size_t pos = w.Begin(2, 2);  // ScopeSpans.spans
   w.BytesField(1, s.context.trace_id().bytes().data(), TraceId::kSize);
@@ -240,6 +246,10 @@ void PbSpan(PbWriter& w, const SpanData& s) {
   w.VarintField(6, static_cast<uint64_t>(s.kind));
   w.Fixed64Field(7, s.start_unix_nano);
   w.Fixed64Field(8, s.end_unix_nano);
+  if (s.shared_attributes) {
+    w.out().append(s.shared_attributes->Encoded(AttributeBlock::Format::kOtlpProtobufSpan,
+                                                &EncodePbSpanBlock));
+  }
   PbAttributes(w, 9, s.attributes);
   w.VarintFieldNonZero(10, s.dropped_attributes_count);
   for (const auto& e : s.events) {
@@ -432,6 +442,12 @@ class JsonWriter {
   [[gnu::always_inline]] void Char(char c) {
     Ensure(1);
     *p_++ = c;
+  }
+  // Bytes that are JSON already (an attribute block's cached encoding).
+  void Json(std::string_view s) {
+    Ensure(s.size());
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
   }
   void Bool(bool v) {
     if (v) {
@@ -748,9 +764,9 @@ void JsonAnyValue(JsonWriter& w, const AttributeValue& value) {
       value);
 }
 
-void JsonAttributes(JsonWriter& w, const Attributes& attributes) {
-  w.Raw("\"attributes\":[");
-  bool first = true;
+// The entries of an attribute list, comma-separated, with a leading comma
+// unless `first`.
+void JsonAttributeEntries(JsonWriter& w, const Attributes& attributes, bool first) {
   for (const auto& kv : attributes) {
     if (first) {
       w.Key("{\"key\":", kv.key);
@@ -771,7 +787,33 @@ void JsonAttributes(JsonWriter& w, const Attributes& attributes) {
       w.Char('}');
     }
   }
+}
+
+void JsonAttributes(JsonWriter& w, const Attributes& attributes) {
+  w.Raw("\"attributes\":[");
+  JsonAttributeEntries(w, attributes, /*first=*/true);
   w.Char(']');
+}
+
+// An attribute block's entries, as JsonAttributeEntries writes them first.
+void EncodeJsonBlock(const Attributes& attributes, std::string& out) {
+  JsonWriter w(out, attributes.size() * 64);
+  JsonAttributeEntries(w, attributes, /*first=*/true);
+}
+
+// A span's attributes: its shared block's (encoded once per block), then
+// its own.
+void JsonSpanAttributes(JsonWriter& w, const SpanData& s) {
+  w.Raw(",\"attributes\":[");
+  bool first = true;
+  if (s.shared_attributes && !s.shared_attributes->empty()) {
+    w.Json(s.shared_attributes->Encoded(AttributeBlock::Format::kOtlpJson, &EncodeJsonBlock));
+    first = false;
+  }
+  JsonAttributeEntries(w, s.attributes, first);
+  w.Char(']');
+  if (s.dropped_attributes_count)
+    w.Uint(",\"droppedAttributesCount\":", s.dropped_attributes_count);
 }
 
 // ,"attributes":[...] and, when some were dropped, how many.
@@ -795,7 +837,7 @@ void JsonSpan(JsonWriter& w, const SpanData& s) {
   w.Uint(",\"kind\":", static_cast<uint64_t>(s.kind));
   w.QuotedUint(",\"startTimeUnixNano\":", s.start_unix_nano);
   w.QuotedUint(",\"endTimeUnixNano\":", s.end_unix_nano);
-  JsonAttributesAndDropped(w, s.attributes, s.dropped_attributes_count);
+  JsonSpanAttributes(w, s);
   if (!s.events.empty()) {
     w.Raw(",\"events\":[");
     bool first = true;

@@ -158,7 +158,7 @@ json ExpectedSpan(const SpanData& s) {
   j["kind"] = static_cast<int>(s.kind);
   j["startTimeUnixNano"] = std::to_string(s.start_unix_nano);
   j["endTimeUnixNano"] = std::to_string(s.end_unix_nano);
-  j["attributes"] = ExpectedAttributes(s.attributes);
+  j["attributes"] = ExpectedAttributes(s.AllAttributes());
   PutIfNonZero(j, "droppedAttributesCount", s.dropped_attributes_count);
   j["events"] = json::array();
   for (const auto& e : s.events) {
@@ -236,6 +236,9 @@ class InteropTest : public ::testing::Test {
       StartSpanOptions child_opts;
       child_opts.kind = SpanKind::kClient;
       child_opts.parent = root.context();
+      // A shared block (AttributeBlock): encoded once, then copied as bytes.
+      child_opts.shared_attributes = AttributeBlock::Make(
+          {{"db.namespace", std::string("items")}, {"server.port", int64_t{5432}}});
       auto child = tracer.StartSpan("SELECT items", std::move(child_opts));
       child.SetAttribute("db.system.name", "postgresql");
       child.RecordException("std::runtime_error", "connection reset", "frame1\nframe2");
@@ -258,6 +261,7 @@ class InteropTest : public ::testing::Test {
     tracer.StartSpan("internal-work").End();
     root.End();
     ASSERT_EQ(store_->spans.size(), 5u);
+    ASSERT_NE(store_->spans[0]->shared_attributes, nullptr);  // "SELECT items" kept its block
     // Dropped counts are exported as recorded.
     SpanData& r = *store_->spans.back();
     ASSERT_EQ(r.name, "GET /items/{id}");

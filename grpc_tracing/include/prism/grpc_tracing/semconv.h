@@ -62,6 +62,15 @@ std::optional<Endpoint> ParseHostPort(std::string_view address);
 // From ServerContext::peer() / ClientContext::peer(): "ipv4:127.0.0.1:5555",
 // "ipv6:[::1]:5555", "unix:/path" (or "unix:" for an unnamed client socket).
 Endpoint ParsePeer(std::string_view peer);
+// A server span's network.peer.address and network.peer.port for `peer`
+// (what ParsePeer gave): `add(key, value)` for each the peer has - no
+// address for an unnamed socket, no port for a Unix socket. One rule for
+// the live spans, the replayed ones and the proxy's.
+template <typename Add>
+void ForEachPeerAttribute(const Endpoint& peer, Add&& add) {
+  if (!peer.address.empty()) add(attr::kNetworkPeerAddress, std::string_view(peer.address));
+  if (peer.port > 0) add(attr::kNetworkPeerPort, int64_t{peer.port});
+}
 
 // "OK", "DEADLINE_EXCEEDED", ... ("UNKNOWN" for out-of-range values).
 std::string_view StatusCodeName(grpc::StatusCode code);

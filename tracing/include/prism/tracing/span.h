@@ -52,6 +52,10 @@ class Span {
   }
   // Several at once; cheaper than one by one on a span that has none yet.
   void SetAttributes(Attributes attributes);
+  // Adds a shared block's attributes (AttributeBlock): referred to when the
+  // span has no attributes yet and the block fits its limits, else copied
+  // in entry by entry, as SetAttribute would.
+  void SetAttributes(const SharedAttributes& block);
   void AddEvent(std::string_view name, Attributes attributes = {});
   void AddEvent(std::string_view name, uint64_t time_unix_nano, Attributes attributes);
   void AddLink(const SpanContext& context, Attributes attributes = {});
@@ -77,16 +81,19 @@ class Span {
 
  private:
   friend class Tracer;
-  // `key_bits`: the internal::KeyBit filter of data->attributes.
+  // `key_bits`: the internal::KeyBit filter of the span's attributes (its
+  // shared block's and its own).
   Span(std::unique_ptr<SpanData> data, std::shared_ptr<const internal::TracerShared> tracer,
        int64_t start_steady_ns, uint64_t key_bits);
   void Finish(uint64_t end_unix_nano);
+  // SetAttribute's body, for a recording span.
+  void Put(AttributeKey&& key, AttributeValue&& value);
 
   std::unique_ptr<SpanData> data_;
   // The pipeline (limits, processors), kept alive while the span records.
   std::shared_ptr<const internal::TracerShared> tracer_;
   int64_t start_steady_ns_ = 0;
-  uint64_t key_bits_ = 0;  // internal::KeyBit filter of data_->attributes
+  uint64_t key_bits_ = 0;  // internal::KeyBit filter of the span's attributes
   SpanContext context_;    // used only when not recording
   bool deferred_ = false;  // see deferred()
 };

@@ -52,6 +52,12 @@ struct SpanData {
   SpanKind kind = SpanKind::kInternal;
   uint64_t start_unix_nano = 0;
   uint64_t end_unix_nano = 0;
+  // The span's attributes are those of `shared_attributes`, when set (a
+  // block many spans share: StartSpanOptions::shared_attributes), followed
+  // by `attributes`, in that order; the two never hold the same key.
+  // Exporters encode both; FindAttribute, ForEachAttribute and
+  // attribute_count() see both.
+  SharedAttributes shared_attributes;
   Attributes attributes;
   uint32_t dropped_attributes_count = 0;
   std::vector<Event> events;
@@ -69,6 +75,18 @@ struct SpanData {
   const InstrumentationScope& scope() const;
 
   const AttributeValue* FindAttribute(std::string_view key) const;
+  size_t attribute_count() const {
+    return attributes.size() + (shared_attributes ? shared_attributes->size() : 0);
+  }
+  template <typename F>
+  void ForEachAttribute(F&& f) const {
+    if (shared_attributes) {
+      for (const auto& kv : shared_attributes->attributes()) f(kv);
+    }
+    for (const auto& kv : attributes) f(kv);
+  }
+  // Every attribute in one list (the block's copied): for tests and tools.
+  Attributes AllAttributes() const;
 };
 
 // Hands a finished record nothing else refers to back for the SDK's next

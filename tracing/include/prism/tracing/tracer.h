@@ -31,6 +31,13 @@ struct StartSpanOptions {
   // span context is the parent (unless `root`).
   std::optional<SpanContext> parent;
   bool root = false;
+  // Attributes many spans share (attributes.h, AttributeBlock): the span
+  // refers to the block instead of copying it. Its attributes are the
+  // block's, then `attributes`; where both have a key, `attributes` wins.
+  // The span copies the block in when it must (a sampler that reads start
+  // attributes, limits the block does not fit, a key set again), so what is
+  // recorded and exported is the same as with every entry in `attributes`.
+  SharedAttributes shared_attributes;
   Attributes attributes;
   std::vector<Link> links;
   uint64_t start_unix_nano = 0;  // 0 = now
