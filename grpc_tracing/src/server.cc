@@ -29,6 +29,8 @@ internal::PtrMap<Context>& ServerSpans() {
 }
 
 struct ServerFactoryState {
+  // Shared with the deferred spans (DeferredServerSpan), which may be
+  // recorded after the server that made them is gone.
   std::shared_ptr<const Endpoint> server;
   prism::tracing::Tracer tracer;
   std::shared_ptr<const prism::tracing::TextMapPropagator> propagator;
@@ -58,11 +60,11 @@ struct ServerFactoryState {
 // object, not a span record (docs/sampling.md, "Deferred recording").
 class DeferredServerSpan final : public prism::tracing::DeferredSpan {
  public:
-  DeferredServerSpan(prism::tracing::Tracer tracer, prism::tracing::SharedAttributes attributes,
+  DeferredServerSpan(prism::tracing::Tracer tracer, std::shared_ptr<const Endpoint> server,
                      std::string method, SpanContext parent, SpanContext context, Endpoint peer,
                      uint64_t start, uint64_t end, grpc::Status status)
       : tracer_(std::move(tracer)),
-        attributes_(std::move(attributes)),
+        server_(std::move(server)),
         method_(std::move(method)),
         parent_(std::move(parent)),
         context_(std::move(context)),
@@ -78,8 +80,10 @@ class DeferredServerSpan final : public prism::tracing::DeferredSpan {
     options.parent = parent_;
     options.replay = context_;
     options.start_unix_nano = start_;
-    options.shared_attributes = attributes_;
-    Span span = tracer_.StartSpan(method.full, std::move(options));
+    // Recorded for the few kept calls only: their start attributes are
+    // made here rather than looked up (a lock) for every deferred call.
+    Span span = tracer_.StartSpan(method.full, std::move(options),
+                                  [&] { return RpcStartAttributes(method, *server_); });
     DescribePeer(span, peer_);
     SetRpcStatus(span, status_, /*server_side=*/true);
     span.End(end_);
@@ -99,7 +103,7 @@ class DeferredServerSpan final : public prism::tracing::DeferredSpan {
 
  private:
   prism::tracing::Tracer tracer_;
-  prism::tracing::SharedAttributes attributes_;  // ServerFactoryState::Block
+  std::shared_ptr<const Endpoint> server_;
   std::string method_;
   SpanContext parent_, context_;
   Endpoint peer_;
@@ -156,7 +160,6 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     if (eager) options.shared_attributes = state_->Block(method);
     span_ = state_->tracer.StartSpan(method.full, std::move(options));
     if (span_.deferred()) {
-      block_ = state_->Block(method);
       parent_ = incoming.span_context();
       peer_ = ParsePeer(ctx_->peer());
       start_ns_ = prism::tracing::NowUnixNano();
@@ -208,7 +211,7 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     const SpanContext& context = span_.context();
     return adaptive->EndDeferred(context,
                                  std::make_unique<DeferredServerSpan>(
-                                     state_->tracer, std::move(block_), method_ ? method_ : "",
+                                     state_->tracer, state_->server, method_ ? method_ : "",
                                      parent_, context, std::move(peer_), start_ns_, end, status),
                                  IsServerError(status.error_code()),
                                  end > start_ns_ ? end - start_ns_ : 0);
@@ -217,7 +220,6 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
   const ServerFactoryState* state_;
   grpc::ServerContextBase* ctx_;
   const char* method_;
-  prism::tracing::SharedAttributes block_;  // the span's start attributes
   Span span_;
   // Deferred recording: what DeferredServerSpan needs besides the status.
   SpanContext parent_;
