@@ -56,7 +56,6 @@ std::optional<std::string_view> FindMetadata(
   return std::string_view(it->second.data(), it->second.size());
 }
 
-// `at`: when the error happened (a replayed span's), 0 for now.
 // What every SERVER span of method `m` starts with (ProxyService's shared
 // blocks; a call's own list while the port is not known yet).
 pt::Attributes ServerBlockAttributes(const MethodInfo& m, const std::string& host, int port) {
@@ -65,6 +64,7 @@ pt::Attributes ServerBlockAttributes(const MethodInfo& m, const std::string& hos
   return a;
 }
 
+// `at`: when the error happened (a replayed span's), 0 for now.
 void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& message,
                  uint64_t at = 0) {
   if (!span.IsRecording()) return;
