@@ -509,6 +509,77 @@ TEST(Hardening, PendingStreamsCannotGrowTheProxyPastABound) {
   EXPECT_GT(unlimited, 3 * limited);
 }
 
+// Across connections the bound is limits.max_connections: 200 connections
+// x 100 pending streams each, with 20 connections allowed, hold what 20 x 100
+// hold (~25 MiB); the same load with the limit lifted shows what it saves.
+TEST(Hardening, ManyConnectionsCannotGrowTheProxyPastABound) {
+  double limited = 0, unlimited = 0;
+  bool good = false;
+  {
+    std::string dir = MakeTempDir();
+    Proxy proxy(dir, TokenConfig("limits: {max_connections: 20}\n"));
+    ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+    limited = RssGrowthUnderPendingStreams(proxy, 200, 100, &good);
+    // Every slot is taken: a well-behaved client is refused too (the
+    // trade-off docs/config.md states), until the abuser goes.
+    EXPECT_FALSE(good);
+    EXPECT_NE(
+        ReadFile(proxy.stderr_path()).find("limits.max_connections (20) connections are open"),
+        std::string::npos)
+        << ReadFile(proxy.stderr_path());
+  }
+  {
+    std::string dir = MakeTempDir();
+    Proxy proxy(dir, TokenConfig("limits: {max_connections: 65536}\n"));
+    ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+    unlimited = RssGrowthUnderPendingStreams(proxy, 200, 100, &good);
+    EXPECT_TRUE(good);
+  }
+  std::printf(
+      "proxy RSS growth under 200 x 100 pending streams: %.1f MiB (20 connections allowed), "
+      "%.1f MiB (65536 allowed)\n",
+      limited, unlimited);
+  EXPECT_LT(limited, 64.0);
+  EXPECT_GT(unlimited, 3 * limited);
+}
+
+// limits.max_connections at its boundary: 3 connections are served, the
+// 4th is refused (UNAVAILABLE, a warning in the log), and once one of the 3
+// closes a new one is served again. The stop logs the count.
+TEST(Hardening, TheConnectionOverMaxConnectionsIsRefusedUntilOneCloses) {
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, TokenConfig("limits: {max_connections: 3}\n"));
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  prism::v1::GetRequest get;
+  get.set_namespace_("m");
+  get.set_key("k");
+  const std::string bytes = get.SerializeAsString();
+  std::vector<std::shared_ptr<grpc::Channel>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(Channel(proxy.address()));
+    auto r = RawCall(*held.back(), "Get", bytes);
+    ASSERT_TRUE(r.status.ok()) << i << ": " << r.status.error_message();
+  }
+  auto over = RawCall(*Channel(proxy.address()), "Get", bytes);
+  EXPECT_EQ(over.status.error_code(), grpc::UNAVAILABLE) << over.status.error_message();
+  EXPECT_NE(ReadFile(proxy.stderr_path()).find(": limits.max_connections (3) connections are open"),
+            std::string::npos)
+      << ReadFile(proxy.stderr_path());
+  // The held ones still work.
+  EXPECT_TRUE(RawCall(*held[2], "Get", bytes).status.ok());
+  held.erase(held.begin());  // its connection closes
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    served = RawCall(*Channel(proxy.address()), "Get", bytes).status.ok();
+    if (!served) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(served);
+  held.clear();
+  ASSERT_EQ(proxy.Stop(), 0);
+  const std::string log = ReadFile(proxy.stderr_path());
+  EXPECT_NE(log.find(" refused at limits.max_connections (3)"), std::string::npos) << log;
+}
+
 // ---------------------------------------------------------------------------
 // The CLI never aborts on bad input
 

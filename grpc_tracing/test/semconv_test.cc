@@ -95,6 +95,15 @@ TEST(Semconv, ParsePeer) {
   e = ParsePeer("ipv6:[::1]:5555");
   EXPECT_EQ(e.address, "::1");
   EXPECT_EQ(e.port, 5555);
+  // What gRPC 1.51 gives: the peer as a URI, brackets and zone escaped.
+  e = ParsePeer("ipv6:%5B::1%5D:54582");
+  EXPECT_EQ(e.address, "::1");
+  EXPECT_EQ(e.port, 54582);
+  e = ParsePeer("ipv6:%5Bfe80::1%25eth0%5D:80");
+  EXPECT_EQ(e.address, "fe80::1%eth0");
+  EXPECT_EQ(e.port, 80);
+  e = ParsePeer("ipv6:%5B::1%5D:5%");  // a stray '%' is kept, not read past the end
+  EXPECT_EQ(e.address, "::1");
   e = ParsePeer("unix:/tmp/x.sock");
   EXPECT_EQ(e.address, "/tmp/x.sock");
   EXPECT_EQ(e.port, 0);

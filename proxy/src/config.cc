@@ -411,12 +411,14 @@ absl::Status ParseSupervision(const Parser& p, const YAML::Node& node, Supervisi
 
 absl::Status ParseLimits(const Parser& p, const YAML::Node& node, LimitsConfig& l) {
   RETURN_IF_ERROR(
-      p.CheckMap(node, "limits", {"max_concurrent_streams", "default_deadline", "memory_mb"}));
+      p.CheckMap(node, "limits",
+                 {"max_concurrent_streams", "max_connections", "default_deadline", "memory_mb"}));
   struct IntField {
     const char* name;
     int* out;
     int min, max;
   } ints[] = {{"max_concurrent_streams", &l.max_concurrent_streams, 1, 100000},
+              {"max_connections", &l.max_connections, 1, 65536},
               {"memory_mb", &l.memory_mb, 16, 1 << 20}};
   for (auto& f : ints) {
     const auto& n = node[f.name];

@@ -95,6 +95,7 @@ struct SupervisionConfig {
 // Bounds on what one client, or many, can make the proxy hold (docs/config.md).
 struct LimitsConfig {
   int max_concurrent_streams = 100;                   // HTTP/2 streams per connection
+  int max_connections = 256;                          // open client connections (TCP)
   std::chrono::milliseconds default_deadline{30000};  // for calls that carry none
   int memory_mb = 512;                                // grpc++ resource quota of the server
 };

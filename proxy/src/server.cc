@@ -227,8 +227,29 @@ absl::Status ProxyServer::StartServer() {
   } else {
     creds = grpc::InsecureServerCredentials();
   }
+  // TCP: the proxy's own listener, which bounds the connections
+  // (limits.max_connections) before gRPC sees them. A Unix socket (0600,
+  // the proxy's user only) is gRPC's.
+  const bool unix_socket =
+      config_.listen.rfind("unix:", 0) == 0 || config_.listen.rfind("unix-abstract:", 0) == 0;
   int selected_port = 0;
-  builder.AddListeningPort(config_.listen, creds, &selected_port);
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor;
+  if (unix_socket) {
+    builder.AddListeningPort(config_.listen, creds, &selected_port);
+  } else {
+    TcpListener::Options lopts;
+    lopts.max_connections = config_.limits.max_connections;
+    lopts.warn = [](std::string_view m) { LogWarn(m); };
+    auto listener = TcpListener::Bind(listen_at.address, listen_at.port, std::move(lopts));
+    if (!listener.ok()) {
+      return absl::FailedPreconditionError("cannot listen on " + config_.listen + ": " +
+                                           std::string(listener.status().message()));
+    }
+    listener_ = std::move(*listener);
+    selected_port = listener_->port();
+    acceptor = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, creds);
+  }
   builder.RegisterService(service_.get());
   builder.RegisterService(pubsub_.get());
   builder.RegisterCallbackGenericService(unknown_methods_.get());
@@ -245,10 +266,20 @@ absl::Status ProxyServer::StartServer() {
   quota.Resize(static_cast<size_t>(config_.limits.memory_mb) << 20);
   builder.SetResourceQuota(quota);
   server_ = builder.BuildAndStart();
-  if (!server_ || (config_.listen.rfind("unix:", 0) != 0 && selected_port == 0)) {
+  if (!server_ || (!unix_socket && selected_port == 0)) {
     server_.reset();
+    listener_.reset();
     return absl::FailedPreconditionError("cannot listen on " + config_.listen +
                                          " (address in use or invalid?)");
+  }
+  if (listener_) {
+    // The acceptor is gRPC's; it lives as long as the builder's server.
+    listener_->Start([a = std::shared_ptr(std::move(acceptor))](int fd, int listen_fd) {
+      grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters p;
+      p.listener_fd = listen_fd;
+      p.fd = fd;
+      a->HandleNewConnection(&p);
+    });
   }
   where_ = config_.listen;
   const std::string& host = listen_at.address;
@@ -324,6 +355,9 @@ void ProxyServer::Shutdown() {
   // Subscriptions never end by themselves: end them (UNAVAILABLE to their
   // callers) rather than hold the drain for drain_timeout.
   pubsub_->CancelAll();
+  // No connection is handed to the server once it shuts down (gRPC would
+  // close it anyway); new ones are refused by the kernel from here on.
+  if (listener_) listener_->Stop();
   server_->Shutdown(std::chrono::system_clock::now() + config_.drain_timeout);
   server_->Wait();
   LogInfo("in-flight calls drained; stopping plugins and flushing spans");
@@ -339,6 +373,11 @@ void ProxyServer::Shutdown() {
   fs::remove_all(runtime_dir_, ec);
   runtime_dir_.clear();
   if (service_->tracer().adaptive()) LogInfo(service_->TriggerCounters());
+  if (listener_ && listener_->refused() > 0) {
+    LogInfo("connections: " + std::to_string(listener_->accepted()) + " accepted, " +
+            std::to_string(listener_->refused()) + " refused at limits.max_connections (" +
+            std::to_string(config_.limits.max_connections) + ")");
+  }
 }
 
 }  // namespace prism::proxy

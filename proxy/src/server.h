@@ -22,6 +22,7 @@
 #include "endpoint.h"
 #include "environment.h"
 #include "launcher.h"
+#include "listener.h"
 #include "plugins.h"
 #include "prism/tracing/tracer.h"
 #include "service.h"
@@ -86,7 +87,8 @@ class ProxyServer {
   std::unique_ptr<ProxyPubSubService> pubsub_;  // destroyed before service_
   std::unique_ptr<UnknownMethodService> unknown_methods_;
   std::unique_ptr<grpc::Server> server_;
-  std::string where_;  // the address actually bound
+  std::unique_ptr<TcpListener> listener_;  // TCP listen addresses; stopped before server_
+  std::string where_;                      // the address actually bound
   bool shut_down_ = false;
 };
 

@@ -35,6 +35,7 @@ supervision:
   restart_window: 120s
 limits:
   max_concurrent_streams: 10
+  max_connections: 65536
   default_deadline: 2s
   memory_mb: 64
 )";
@@ -58,6 +59,7 @@ TEST(Config, ParsesEveryKey) {
   EXPECT_EQ(c->supervision.max_restarts, 5);
   EXPECT_EQ(c->supervision.restart_window.count(), 120000);
   EXPECT_EQ(c->limits.max_concurrent_streams, 10);
+  EXPECT_EQ(c->limits.max_connections, 65536);
   EXPECT_EQ(c->limits.default_deadline.count(), 2000);
   EXPECT_EQ(c->limits.memory_mb, 64);
   ASSERT_TRUE(FinalizeConfig(*c).ok());
@@ -155,6 +157,11 @@ TEST(Config, ErrorsNameKeyAndLine) {
       {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  max_concurrent_streams: 0\n",
        "f.yaml:3:27: limits.max_concurrent_streams: expected a whole number from 1 to 100000 (got "
        "'0')"},
+      {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  max_connections: 0\n",
+       "f.yaml:3:20: limits.max_connections: expected a whole number from 1 to 65536 (got '0')"},
+      {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  max_connections: 65537\n",
+       "f.yaml:3:20: limits.max_connections: expected a whole number from 1 to 65536 (got "
+       "'65537')"},
       {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  memory_mb: 15\n",
        "f.yaml:3:14: limits.memory_mb: expected a whole number from 16 to 1048576 (got '15')"},
       {"namespaces: {a: {plugin: {command: x}}}\nlimits:\n  memory_mb: 1e3\n",
@@ -209,6 +216,7 @@ TEST(Config, EmbeddedDefault) {
   EXPECT_EQ(c.namespaces[0].plugin.settings.at("data-dir"), "/tmp/d");
   EXPECT_EQ(c.listen, kDefaultListen);
   EXPECT_EQ(c.limits.max_concurrent_streams, 100);
+  EXPECT_EQ(c.limits.max_connections, 256);
   EXPECT_EQ(c.limits.default_deadline.count(), 30000);
   EXPECT_EQ(c.limits.memory_mb, 512);
 }
