@@ -7,10 +7,12 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -92,6 +94,21 @@ bool IsWildcard(const std::string& host) {
 }
 
 }  // namespace
+
+std::string EnsureDescriptorsFor(int max_connections) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return "";
+  const rlim_t want = static_cast<rlim_t>(max_connections) + kSpareDescriptors;
+  if (rl.rlim_cur >= want) return "";
+  const rlim_t old = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = old;
+  if (rl.rlim_cur >= want) return "";
+  return "limits.max_connections (" + std::to_string(max_connections) + ") needs about " +
+         std::to_string(want) + " file descriptors and the limit is " +
+         std::to_string(rl.rlim_cur) +
+         " (ulimit -n): connections past it wait until descriptors free up";
+}
 
 bool OpenConnections::Admit(int fd, std::chrono::steady_clock::time_point now) {
   struct stat st;

@@ -77,6 +77,13 @@ class OpenConnections {
   bool pruned_ = false;
 };
 
+// Each open connection is a file descriptor. Raises the soft RLIMIT_NOFILE,
+// if it is lower, to max_connections + kSpareDescriptors (the proxy's own:
+// plugin channels, trace file, listeners), at most to the hard limit; the
+// result is a warning to log when even that is too low, else "".
+inline constexpr int kSpareDescriptors = 256;
+std::string EnsureDescriptorsFor(int max_connections);
+
 class TcpListener {
  public:
   struct Options {

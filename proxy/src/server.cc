@@ -237,6 +237,9 @@ absl::Status ProxyServer::StartServer() {
   if (unix_socket) {
     builder.AddListeningPort(config_.listen, creds, &selected_port);
   } else {
+    if (std::string why = EnsureDescriptorsFor(config_.limits.max_connections); !why.empty()) {
+      LogWarn(why);
+    }
     TcpListener::Options lopts;
     lopts.max_connections = config_.limits.max_connections;
     lopts.warn = [](std::string_view m) { LogWarn(m); };

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -218,6 +219,40 @@ TEST(TcpListener, AnUnknownHostIsAnError) {
   ASSERT_FALSE(l.ok());
   EXPECT_EQ(l.status().message().rfind("cannot resolve 'no-such-host.invalid': ", 0), 0u)
       << l.status();
+}
+
+// The soft descriptor limit is raised to what max_connections needs, up to
+// the hard limit; past that, a warning with the figures.
+TEST(EnsureDescriptorsFor, RaisesTheSoftLimitUpToTheHardOne) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_GE(saved.rlim_max, 300u);
+  rlimit low = saved;
+  low.rlim_cur = 300;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  EXPECT_EQ(EnsureDescriptorsFor(44), "");  // 44 + 256 = 300 fit
+  rlimit now{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_EQ(now.rlim_cur, 300u);  // untouched
+  const int many = 1000;
+  const std::string why = EnsureDescriptorsFor(many);
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  if (saved.rlim_max == RLIM_INFINITY || saved.rlim_max >= 1256) {
+    EXPECT_EQ(why, "");
+    EXPECT_EQ(now.rlim_cur, 1256u);
+  } else {
+    EXPECT_EQ(now.rlim_cur, saved.rlim_max);
+    EXPECT_EQ(why,
+              "limits.max_connections (1000) needs about 1256 file descriptors and the limit is " +
+                  std::to_string(saved.rlim_max) +
+                  " (ulimit -n): connections past it wait until descriptors free up");
+  }
+  // Over any hard limit there is: the warning.
+  const std::string over = EnsureDescriptorsFor(1 << 30);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < (1u << 30)) {
+    EXPECT_NE(over.find("needs about 1073742080 file descriptors"), std::string::npos) << over;
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
 }
 
 }  // namespace
