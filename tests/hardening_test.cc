@@ -509,6 +509,56 @@ TEST(Hardening, PendingStreamsCannotGrowTheProxyPastABound) {
   EXPECT_GT(unlimited, 3 * limited);
 }
 
+// limits.max_concurrent_streams at its boundary: with 3, three streams that
+// sent only their headers fill one connection, and a fourth call on it is
+// held by the client (gRPC queues what the server's SETTINGS do not allow)
+// until one of them ends; with 4 the same call is served at once.
+TEST(Hardening, StreamsPerConnectionHoldAtTheBoundary) {
+  prism::v1::GetRequest get;
+  get.set_namespace_("m");
+  get.set_key("k");
+  const std::string bytes = get.SerializeAsString();
+  for (int limit : {3, 4}) {
+    std::string dir = MakeTempDir();
+    Proxy proxy(dir,
+                TokenConfig("limits: {max_concurrent_streams: " + std::to_string(limit) + "}\n"));
+    ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+    auto channel = Channel(proxy.address());
+    ASSERT_TRUE(RawCall(*channel, "Get", bytes).status.ok());  // connected, SETTINGS known
+    grpc::CompletionQueue cq;
+    grpc::GenericStub stub(channel);
+    struct Stream {
+      grpc::ClientContext ctx;
+      std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call;
+    };
+    std::vector<std::unique_ptr<Stream>> pending;
+    for (int i = 0; i < 3; ++i) {
+      auto st = std::make_unique<Stream>();
+      st->ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+      st->call = stub.PrepareCall(&st->ctx, "/prism.v1.KeyValue/Get", &cq);
+      st->call->StartCall(st.get());  // headers only
+      pending.push_back(std::move(st));
+    }
+    void* tag;
+    bool ok;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(cq.Next(&tag, &ok));  // the three have started
+    const auto fourth = RawCall(*channel, "Get", bytes, kToken, 1000ms);
+    if (limit == 4) {
+      EXPECT_TRUE(fourth.status.ok()) << fourth.status.error_message();
+    } else {
+      EXPECT_EQ(fourth.status.error_code(), grpc::DEADLINE_EXCEEDED)
+          << fourth.status.error_message();
+      pending[0]->ctx.TryCancel();  // one ends: the next call goes through
+      auto after = RawCall(*channel, "Get", bytes, kToken, 5s);
+      EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+    }
+    for (auto& st : pending) st->ctx.TryCancel();
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+}
+
 // Across connections the bound is limits.max_connections: 200 connections
 // x 100 pending streams each, with 20 connections allowed, hold what 20 x 100
 // hold (~25 MiB); the same load with the limit lifted shows what it saves.

@@ -89,24 +89,25 @@ TEST(Semconv, ParseHostPort) {
 }
 
 TEST(Semconv, ParsePeer) {
-  auto e = ParsePeer("ipv4:127.0.0.1:5555");
-  EXPECT_EQ(e.address, "127.0.0.1");
-  EXPECT_EQ(e.port, 5555);
-  e = ParsePeer("ipv6:[::1]:5555");
-  EXPECT_EQ(e.address, "::1");
-  EXPECT_EQ(e.port, 5555);
-  // What gRPC 1.51 gives: the peer as a URI, brackets and zone escaped.
-  e = ParsePeer("ipv6:%5B::1%5D:54582");
-  EXPECT_EQ(e.address, "::1");
-  EXPECT_EQ(e.port, 54582);
-  e = ParsePeer("ipv6:%5Bfe80::1%25eth0%5D:80");
-  EXPECT_EQ(e.address, "fe80::1%eth0");
-  EXPECT_EQ(e.port, 80);
-  e = ParsePeer("ipv6:%5B::1%5D:5%");  // a stray '%' is kept, not read past the end
-  EXPECT_EQ(e.address, "::1");
-  e = ParsePeer("unix:/tmp/x.sock");
-  EXPECT_EQ(e.address, "/tmp/x.sock");
-  EXPECT_EQ(e.port, 0);
+  struct Case {
+    const char* peer;
+    const char* address;
+    int port;
+  } cases[] = {
+      {"ipv4:127.0.0.1:5555", "127.0.0.1", 5555},
+      {"ipv6:[::1]:5555", "::1", 5555},
+      // What gRPC 1.51 gives: the peer as a URI, brackets and zone escaped.
+      {"ipv6:%5B::1%5D:54582", "::1", 54582},
+      {"ipv6:%5Bfe80::1%25eth0%5D:80", "fe80::1%eth0", 80},
+      // A stray '%' is kept, not read past the end.
+      {"ipv6:%5B::1%5D:5%", "::1", 0},
+      {"unix:/tmp/x.sock", "/tmp/x.sock", 0},
+  };
+  for (const auto& c : cases) {
+    const Endpoint e = ParsePeer(c.peer);
+    EXPECT_EQ(e.address, c.address) << c.peer;
+    EXPECT_EQ(e.port, c.port) << c.peer;
+  }
 }
 
 TEST(Semconv, ServerErrors) {
