@@ -41,13 +41,6 @@ Endpoint SplitHostPort(std::string_view hp) {
   return e;
 }
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool ConsumePrefix(std::string_view& s, std::string_view prefix) {
   if (s.substr(0, prefix.size()) != prefix) return false;
   s.remove_prefix(prefix.size());
@@ -122,22 +115,9 @@ Endpoint ParsePeer(std::string_view peer) {
   std::string_view p = peer;
   if (ConsumePrefix(p, "unix:")) return Endpoint{std::string(p), 0};
   if (ConsumePrefix(p, "unix-abstract:")) return Endpoint{std::string(p), 0};
-  if (ConsumePrefix(p, "ipv6:")) {
-    // gRPC writes the peer as a URI, "ipv6:%5B::1%5D:5555" (1.51, its own
-    // listener and external connections alike), a zone as %25.
-    std::string decoded;
-    for (size_t i = 0; i < p.size(); ++i) {
-      const int hi = i + 2 < p.size() && p[i] == '%' ? HexDigit(p[i + 1]) : -1;
-      const int lo = hi >= 0 ? HexDigit(p[i + 2]) : -1;
-      if (lo >= 0) {
-        decoded.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-      } else {
-        decoded.push_back(p[i]);
-      }
-    }
-    return SplitHostPort(decoded);
-  }
+  // gRPC writes the peer as a URI, "ipv6:%5B::1%5D:5555" (1.51, its own
+  // listener and external connections alike), a zone as %25.
+  if (ConsumePrefix(p, "ipv6:")) return SplitHostPort(tracing::env::PercentDecode(p));
   ConsumePrefix(p, "ipv4:");
   return SplitHostPort(p);
 }

@@ -60,7 +60,7 @@ bool ValidRequestId(std::string_view id) {
 }
 
 bool IsLoopbackListenAddress(std::string_view a) {
-  if (a.rfind("unix:", 0) == 0 || a.rfind("unix-abstract:", 0) == 0) return true;
+  if (IsUnixSocketAddress(a)) return true;
   if (a.rfind("dns:///", 0) == 0) {
     a.remove_prefix(7);
   } else if (a.rfind("dns:", 0) == 0) {

@@ -116,8 +116,7 @@ bool OpenConnections::Admit(int fd, std::chrono::steady_clock::time_point now) {
   // A remembered entry for this fd number is a socket closed since: the
   // number is this one's now.
   open_.erase(fd);
-  if (open_.size() >= limit_ && (!pruned_ || now - last_prune_ >= kRecheck)) {
-    pruned_ = true;
+  if (open_.size() >= limit_ && now - last_prune_ >= kRecheck) {
     last_prune_ = now;
     Prune();
   }

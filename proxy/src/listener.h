@@ -73,8 +73,7 @@ class OpenConnections {
   };
   size_t limit_;
   std::unordered_map<int, Identity> open_;
-  std::chrono::steady_clock::time_point last_prune_{};
-  bool pruned_ = false;
+  std::chrono::steady_clock::time_point last_prune_{};  // the epoch: never (boot was earlier)
 };
 
 // Each open connection is a file descriptor. Raises the soft RLIMIT_NOFILE,

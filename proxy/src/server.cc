@@ -230,8 +230,7 @@ absl::Status ProxyServer::StartServer() {
   // TCP: the proxy's own listener, which bounds the connections
   // (limits.max_connections) before gRPC sees them. A Unix socket (0600,
   // the proxy's user only) is gRPC's.
-  const bool unix_socket =
-      config_.listen.rfind("unix:", 0) == 0 || config_.listen.rfind("unix-abstract:", 0) == 0;
+  const bool unix_socket = IsUnixSocketAddress(config_.listen);
   int selected_port = 0;
   std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor;
   if (unix_socket) {

@@ -19,30 +19,6 @@ std::optional<std::string> SignalOrGeneric(const char* suffix, const env::Defaul
   return env::Get(generic.c_str(), defaults);
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string_view ToString(OtlpProtocol protocol) {
@@ -74,7 +50,7 @@ std::vector<std::pair<std::string, std::string>> ParseOtlpHeaders(std::string_vi
           "OTEL_EXPORTER_OTLP_HEADERS: ignoring invalid member '" + std::string(member) + "'");
       continue;
     }
-    out.emplace_back(PercentDecode(key), PercentDecode(env::Trim(member.substr(eq + 1))));
+    out.emplace_back(env::PercentDecode(key), env::PercentDecode(env::Trim(member.substr(eq + 1))));
   }
   return out;
 }

@@ -32,6 +32,9 @@ std::optional<std::chrono::milliseconds> GetMillis(const char* name,
 
 std::string Trim(std::string_view s);
 std::string ToLower(std::string_view s);
+// %XX escapes decoded; a '%' not followed by two hex digits is kept as is
+// (OTEL_EXPORTER_OTLP_HEADERS values, gRPC's URI-form peer addresses).
+std::string PercentDecode(std::string_view s);
 // A comma list ("otlp, File"): items trimmed and lower-cased, empty and
 // repeated ones dropped, order kept.
 std::vector<std::string> SplitList(std::string_view text);
