@@ -586,10 +586,6 @@ Config EmbeddedDefaultConfig(const std::string& data_dir) {
   return c;
 }
 
-bool IsUnixSocketAddress(std::string_view a) {
-  return a.rfind("unix:", 0) == 0 || a.rfind("unix-abstract:", 0) == 0;
-}
-
 std::string AddressProblem(std::string_view a, bool listening) {
   if (a.empty()) return "the address is empty";
   for (char c : a) {

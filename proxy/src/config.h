@@ -133,7 +133,10 @@ absl::Status FinalizeConfig(Config& config);
 // `unix-abstract:NAME`, or `[dns:|ipv4:|ipv6:]HOST:PORT` with no whitespace
 // and a port in 1-65535 (0 too when `listening`: any free port).
 std::string AddressProblem(std::string_view address, bool listening);
-// `unix:PATH` or `unix-abstract:NAME`: a local socket, not TCP.
-bool IsUnixSocketAddress(std::string_view address);
+// `unix:PATH` or `unix-abstract:NAME`: a local socket, not TCP. Inline:
+// auth.cc is linked without config.cc (proxy/fuzz).
+inline bool IsUnixSocketAddress(std::string_view a) {
+  return a.rfind("unix:", 0) == 0 || a.rfind("unix-abstract:", 0) == 0;
+}
 
 }  // namespace prism::proxy
