@@ -213,18 +213,62 @@ prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const En
   return a;
 }
 
+namespace {
+// Whether `code` makes the span an error (SetRpcStatus).
+bool IsRpcError(grpc::StatusCode code, bool server_side) {
+  return server_side ? IsServerError(code) : code != grpc::StatusCode::OK;
+}
+}  // namespace
+
+prism::tracing::Attributes RpcStatusAttributes(grpc::StatusCode code, bool server_side,
+                                               RpcConventions c) {
+  prism::tracing::Attributes a;
+  a.reserve(3);
+  if (c == RpcConventions::kBoth) {
+    prism::tracing::AppendInt(a, attr::kRpcGrpcStatusCode, static_cast<int64_t>(code));
+  }
+  std::string_view name = StatusCodeName(code);
+  prism::tracing::AppendString(a, attr::kRpcStatusCode, name);
+  if (IsRpcError(code, server_side)) prism::tracing::AppendString(a, attr::kErrorType, name);
+  return a;
+}
+
 void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, bool server_side,
                   RpcConventions c) {
   if (!span.IsRecording()) return;
-  grpc::StatusCode code = status.error_code();
-  if (c == RpcConventions::kBoth) {
-    span.SetAttribute(attr::kRpcGrpcStatusCode, static_cast<int64_t>(code));
+  const grpc::StatusCode code = status.error_code();
+  span.SetAttributes(RpcStatusAttributes(code, server_side, c));
+  if (IsRpcError(code, server_side)) {
+    span.SetStatus(prism::tracing::StatusCode::kError, status.error_message());
   }
-  std::string_view name = StatusCodeName(code);
-  span.SetAttribute(attr::kRpcStatusCode, name);
-  bool error = server_side ? IsServerError(code) : code != grpc::StatusCode::OK;
-  if (error) {
-    span.SetAttribute(attr::kErrorType, name);
+}
+
+RpcEndBlocks::RpcEndBlocks(prism::tracing::SharedAttributes start, bool server_side,
+                           RpcConventions c)
+    : start_(std::move(start)), server_side_(server_side), conventions_(c) {}
+
+const prism::tracing::SharedAttributes* RpcEndBlocks::For(grpc::StatusCode code) const {
+  const auto i = static_cast<size_t>(code);
+  if (i >= kCodes) return nullptr;
+  std::call_once(once_[i], [&] {
+    blocks_[i] = prism::tracing::AttributeBlock::Extend(
+        start_, RpcStatusAttributes(code, server_side_, conventions_));
+  });
+  return &blocks_[i];
+}
+
+void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, const RpcEndBlocks& end) {
+  const prism::tracing::SpanData* data = span.data();
+  if (data == nullptr) return;
+  const prism::tracing::SharedAttributes* block =
+      end.start() && data->shared_attributes == end.start() ? end.For(status.error_code())
+                                                            : nullptr;
+  if (block == nullptr) {
+    SetRpcStatus(span, status, end.server_side(), end.conventions());
+    return;
+  }
+  span.SetAttributes(*block);
+  if (IsRpcError(status.error_code(), end.server_side())) {
     span.SetStatus(prism::tracing::StatusCode::kError, status.error_message());
   }
 }

@@ -2,6 +2,7 @@
 
 #include <grpcpp/server.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <new>
@@ -37,20 +38,65 @@ struct ServerFactoryState {
   std::vector<std::string> excluded;
 
   // The attributes every SERVER span of `method` starts with
-  // (RpcStartAttributes), a block shared by its calls, made on its first
-  // call. A server's methods are few and fixed; past kMaxBlocks distinct
-  // names a call gets a block of its own.
-  prism::tracing::SharedAttributes Block(const MethodName& method) const {
+  // (RpcStartAttributes), a block shared by its calls, and the blocks it
+  // ends with (RpcEndBlocks), made on its first call. A server's methods
+  // are few and fixed; past kMaxBlocks distinct names a call gets blocks of
+  // its own, held by `own`. The result lives as long as this state or `own`.
+  //
+  // gRPC hands every call of a registered method the same name pointer, so
+  // the first kFastSlots methods are found by that pointer, and a check of
+  // the name (a generic call's name lives in the call, and a later call's
+  // may reuse its address), without a lock (callgrind, proxied Get: the
+  // lock and map lookup cost the plugin ~300 instructions a call;
+  // docs/benchmarks.md, "Ninth pass").
+  const RpcEndBlocks* Blocks(const char* name, const MethodName& method,
+                             std::shared_ptr<const RpcEndBlocks>& own) const {
+    for (const auto& slot : fast) {
+      const char* key = slot.name.load(std::memory_order_acquire);
+      if (key == nullptr) break;
+      if (key == name && *slot.full == method.full) return slot.blocks;
+    }
     std::lock_guard lock(mu);
     auto it = blocks.find(method.full);
-    if (it != blocks.end()) return it->second;
-    auto block = prism::tracing::AttributeBlock::Make(RpcStartAttributes(method, *server));
-    if (blocks.size() < kMaxBlocks) blocks.emplace(std::string(method.full), block);
-    return block;
+    if (it == blocks.end() && blocks.size() < kMaxBlocks) {
+      it = blocks
+               .emplace(
+                   std::string(method.full),
+                   std::make_unique<const RpcEndBlocks>(
+                       prism::tracing::AttributeBlock::Make(RpcStartAttributes(method, *server)),
+                       /*server_side=*/true))
+               .first;
+    }
+    if (it == blocks.end()) {
+      own = std::make_shared<const RpcEndBlocks>(
+          prism::tracing::AttributeBlock::Make(RpcStartAttributes(method, *server)),
+          /*server_side=*/true);
+      return own.get();
+    }
+    if (name != nullptr) {
+      for (auto& slot : fast) {  // under mu: the only writer
+        const char* key = slot.name.load(std::memory_order_relaxed);
+        if (key == name && *slot.full == method.full) break;
+        if (key == nullptr) {
+          slot.blocks = it->second.get();
+          slot.full = &it->first;  // a map key: never moves nor goes
+          slot.name.store(name, std::memory_order_release);
+          break;
+        }
+      }
+    }
+    return it->second.get();
   }
   static constexpr size_t kMaxBlocks = 256;
+  static constexpr size_t kFastSlots = 16;
+  struct FastSlot {
+    std::atomic<const char*> name{nullptr};  // set once, after the others
+    const std::string* full = nullptr;       // the method's full name
+    const RpcEndBlocks* blocks = nullptr;
+  };
+  mutable FastSlot fast[kFastSlots];
   mutable std::mutex mu;
-  mutable std::map<std::string, prism::tracing::SharedAttributes, std::less<>> blocks;
+  mutable std::map<std::string, std::unique_ptr<const RpcEndBlocks>, std::less<>> blocks;
 };
 
 // The SERVER span of a call whose trace adaptive sampling left undecided,
@@ -124,7 +170,7 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
       if (span_.deferred()) {
         EndDeferred(cancelled);
       } else {
-        SetRpcStatus(span_, cancelled, /*server_side=*/true);
+        EndStatus(cancelled);
       }
     }
   }
@@ -157,14 +203,20 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
     // The start attributes (a block per method) are looked up only for a
     // sampler that reads them or a span that records, now or perhaps later.
     const bool eager = state_->tracer.SamplerReadsAttributes();
-    if (eager) options.shared_attributes = state_->Block(method);
+    if (eager) {
+      blocks_ = state_->Blocks(method_, method, own_blocks_);
+      options.shared_attributes = blocks_->start();
+    }
     span_ = state_->tracer.StartSpan(method.full, std::move(options));
     if (span_.deferred()) {
       parent_ = incoming.span_context();
       peer_ = ParsePeer(ctx_->peer());
       start_ns_ = prism::tracing::NowUnixNano();
     } else if (span_.IsRecording()) {
-      if (!eager) span_.SetAttributes(state_->Block(method));
+      if (!eager) {
+        blocks_ = state_->Blocks(method_, method, own_blocks_);
+        span_.SetAttributes(blocks_->start());
+      }
       DeferredServerSpan::DescribePeer(span_, ParsePeer(ctx_->peer()));
     }
     if (span_.context().IsValid() || !incoming.baggage().empty()) {
@@ -188,7 +240,7 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
       }
       return;
     }
-    SetRpcStatus(span_, status, /*server_side=*/true);
+    EndStatus(status);
     // Adaptive sampling: an unsampled (deferred) call whose trace this
     // process kept - an error here, or its caller's trigger already -
     // tells the caller, so the caller keeps its part too.
@@ -201,6 +253,16 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
       }
     }
     span_.End();
+  }
+
+  // The live span's status attributes: its method's end block when it still
+  // refers to the start block.
+  void EndStatus(const grpc::Status& status) {
+    if (blocks_) {
+      SetRpcStatus(span_, status, *blocks_);
+    } else {
+      SetRpcStatus(span_, status, /*server_side=*/true);
+    }
   }
 
   // Hands the deferred span to adaptive sampling; true when its trace is kept.
@@ -221,6 +283,8 @@ class ServerTracingInterceptor final : public grpc::experimental::Interceptor {
   grpc::ServerContextBase* ctx_;
   const char* method_;
   Span span_;
+  const RpcEndBlocks* blocks_ = nullptr;            // a recording span's method blocks
+  std::shared_ptr<const RpcEndBlocks> own_blocks_;  // blocks_, when not state_'s
   // Deferred recording: what DeferredServerSpan needs besides the status.
   SpanContext parent_;
   Endpoint peer_;

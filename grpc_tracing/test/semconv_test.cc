@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "prism/tracing/in_memory_recorder.h"
@@ -172,6 +173,68 @@ TEST(Semconv, AttributesForEachConvention) {
             "error.type=UNAVAILABLE;");
   EXPECT_EQ(Keys(current[0].attributes), "rpc.status_code=UNAVAILABLE;error.type=UNAVAILABLE;");
   EXPECT_EQ(current[0].status, prism::tracing::StatusCode::kError);
+}
+
+// RpcEndBlocks records what SetRpcStatus records, for every code, side and
+// convention: a span that refers to the start block ends referring to the
+// code's block; any other span (its block replaced, none, or a code out of
+// range) gets the attributes one by one.
+TEST(Semconv, EndBlocksRecordWhatSetRpcStatusRecords) {
+  prism::tracing::InMemorySpanRecorder recorder;
+  prism::tracing::TracerProviderOptions o;
+  o.processors.push_back(recorder.MakeProcessor());
+  o.sampler = prism::tracing::MakeAlwaysOnSampler();
+  prism::tracing::TracerProvider provider(std::move(o));
+  auto tracer = provider.GetTracer("test");
+  const MethodName m = SplitMethod("/prism.v1.KeyValue/Get");
+  for (auto c : {RpcConventions::kBoth, RpcConventions::kCurrent}) {
+    for (bool server_side : {true, false}) {
+      auto start = prism::tracing::AttributeBlock::Make(RpcStartAttributes(m, {"h", 1}, c));
+      const RpcEndBlocks end(start, server_side, c);
+      for (int code : {0, 1, 2, 4, 5, 13, 14, 16, 17, 99}) {
+        const grpc::Status status(static_cast<grpc::StatusCode>(code), code ? "why" : "");
+        SCOPED_TRACE(std::to_string(code) + (server_side ? " server" : " client"));
+        recorder.Clear();
+        for (const char* name : {"want", "got", "no-block"}) {
+          prism::tracing::StartSpanOptions so;
+          if (std::string_view(name) != "no-block") so.shared_attributes = start;
+          auto span = tracer.StartSpan(name, std::move(so));
+          span.SetAttribute("own", int64_t{1});
+          if (std::string_view(name) == "want") {
+            SetRpcStatus(span, status, server_side, c);
+          } else {
+            SetRpcStatus(span, status, end);
+          }
+          if (std::string_view(name) == "got") {
+            // The recorder keeps copies with the block copied in: look now.
+            if (code <= 16) {
+              EXPECT_EQ(span.data()->shared_attributes,
+                        *end.For(static_cast<grpc::StatusCode>(code)));
+            } else {
+              EXPECT_EQ(end.For(static_cast<grpc::StatusCode>(code)), nullptr);
+              EXPECT_EQ(span.data()->shared_attributes, start);
+            }
+          }
+          span.End();
+        }
+        const auto want = recorder.SpansNamed("want").at(0);
+        const auto got = recorder.SpansNamed("got").at(0);
+        const auto no_block = recorder.SpansNamed("no-block").at(0);
+        // Of the start block's attributes and the span's own, in any order.
+        auto sorted = [](prism::tracing::Attributes a) {
+          std::sort(a.begin(), a.end(),
+                    [](const auto& x, const auto& y) { return x.key.view() < y.key.view(); });
+          return Keys(a);
+        };
+        EXPECT_EQ(sorted(got.AllAttributes()), sorted(want.AllAttributes()));
+        const prism::tracing::Attributes want_own(want.attributes.begin() + start->size(),
+                                                  want.attributes.end());
+        EXPECT_EQ(Keys(no_block.attributes), Keys(want_own));
+        EXPECT_EQ(got.status, want.status);
+        EXPECT_EQ(got.status_message, want.status_message);
+      }
+    }
+  }
 }
 
 }  // namespace

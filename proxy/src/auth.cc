@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <array>
 #include <cctype>
 #include <utility>
 
@@ -23,6 +24,15 @@ std::string RightsToString(uint8_t rights) {
     out += name;
   }
   return out.empty() ? "none" : out;
+}
+
+const std::string& RightsName(uint8_t rights) {
+  static const auto* names = [] {
+    auto* a = new std::array<std::string, 256>;  // never destroyed: read by exiting threads
+    for (size_t i = 0; i < a->size(); ++i) (*a)[i] = RightsToString(static_cast<uint8_t>(i));
+    return a;
+  }();
+  return (*names)[rights];
 }
 
 std::string Sha256Hex(std::string_view data) {

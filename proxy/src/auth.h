@@ -16,6 +16,8 @@ namespace prism::proxy {
 
 // "read", "write", "read,write" or "none".
 std::string RightsToString(uint8_t rights);
+// RightsToString(rights), made once per value: for every call's span.
+const std::string& RightsName(uint8_t rights);
 
 // Lower-case hex SHA-256 of `data` (OpenSSL).
 std::string Sha256Hex(std::string_view data);

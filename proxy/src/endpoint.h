@@ -29,9 +29,10 @@ struct Endpoint {
   std::string target;                    // gRPC target, e.g. unix:///run/prism-x/0.sock
   prism::grpc_tracing::Endpoint server;  // semconv server.address/port (socket path, port 0)
   // The attributes the proxy's CLIENT spans to this endpoint start with, one
-  // shared block per method, made on first use (service.cc, ClientBlock).
+  // shared block per method, and those they end with, made on first use
+  // (service.cc, ClientBlocks).
   mutable std::once_flag client_attributes_once;
-  mutable std::vector<prism::tracing::SharedAttributes> client_attributes;
+  mutable std::vector<std::unique_ptr<const prism::grpc_tracing::RpcEndBlocks>> client_attributes;
 };
 
 // Builds a channel + generic stub for a gRPC target (fast reconnects, no

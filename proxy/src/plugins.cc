@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "auth.h"  // RightsName
 #include "log.h"
 
 namespace prism::proxy {
@@ -63,6 +64,21 @@ PluginBackend::PluginBackend(NamespaceConfig config, std::string socket_path)
   }
   route_attributes_ = prism::tracing::AttributeBlock::Make(
       {{"prism.namespace", config_.name}, {"prism.plugin", plugin_name_}});
+}
+
+const prism::tracing::SharedAttributes* PluginBackend::auth_attributes(
+    uint8_t right, int principal_index, std::optional<std::string_view> principal) const {
+  const uint64_t key = (static_cast<uint64_t>(principal ? principal_index + 2 : 0) << 8) | right;
+  std::lock_guard<std::mutex> lock(auth_mu_);
+  auto it = auth_blocks_.find(key);
+  if (it != auth_blocks_.end()) return &it->second;
+  if (auth_blocks_.size() >= kMaxAuthBlocks) return nullptr;
+  prism::tracing::Attributes a;
+  prism::tracing::AppendString(a, "prism.namespace", config_.name);
+  prism::tracing::AppendString(a, "prism.access", RightsName(right));
+  if (principal) prism::tracing::AppendString(a, "prism.principal", *principal);
+  return &auth_blocks_.emplace(key, prism::tracing::AttributeBlock::Make(std::move(a)))
+              .first->second;
 }
 
 std::string PluginBackend::down_reason() const {

@@ -48,6 +48,14 @@ class PluginBackend {
   // The routing span's attributes once this backend is chosen
   // (prism.namespace, prism.plugin), shared by every call.
   const prism::tracing::SharedAttributes& route_attributes() const { return route_attributes_; }
+  // The auth span's attributes for a call needing `right` by the token
+  // `principal_index` (-1: anonymous) named `principal`, or by nobody
+  // authenticated (principal empty): prism.namespace, prism.access and
+  // prism.principal, one shared block per pair made on first use. Null
+  // once kMaxAuthBlocks pairs have one: the span then gets them one by one.
+  const prism::tracing::SharedAttributes* auth_attributes(
+      uint8_t right, int principal_index, std::optional<std::string_view> principal) const;
+  static constexpr size_t kMaxAuthBlocks = 256;
   bool launched() const { return config_.plugin.launched(); }
   // namespaces.<ns>.slow (adaptive sampling), if set.
   std::optional<std::chrono::milliseconds> slow() const { return config_.slow; }
@@ -65,6 +73,10 @@ class PluginBackend {
   NamespaceConfig config_;
   std::string plugin_name_;
   prism::tracing::SharedAttributes route_attributes_;
+  // auth_attributes: by (principal_index + 2) << 8 | right. Never erased,
+  // so the blocks' addresses stay valid.
+  mutable std::mutex auth_mu_;
+  mutable std::unordered_map<uint64_t, prism::tracing::SharedAttributes> auth_blocks_;
   std::string socket_path_;  // launched plugins only
   std::string executable_;   // resolved path
   std::atomic<std::shared_ptr<const Endpoint>> endpoint_;

@@ -117,7 +117,8 @@ class ProxiedCall {
     opts.parent = parent_.span_context();
     opts.root = !parent_.span_context().IsValid();
     opts.defer = defer_recording_;
-    server_block_ = ServerBlock();
+    server_end_ = svc_.server_attributes(method_ - kMethods);
+    server_block_ = server_end_ ? server_end_->start() : nullptr;
     opts.shared_attributes = server_block_;
     server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
                                            [this] { return ServerAttributes(); });
@@ -144,15 +145,14 @@ class ProxiedCall {
   }
 
   // The SERVER span's attributes: those of every call of the method, shared
-  // (ServerBlock), then this call's (ServerAttributes). Before the port is
-  // known there is no block, and ServerAttributes gives them all.
+  // (server_block_), then this call's (ServerAttributes). Before the port
+  // is known there is no block, and ServerAttributes gives them all.
   // Read once, in Begin: the port may become known while the call runs.
-  pt::SharedAttributes ServerBlock() const {
-    const pt::SharedAttributes* block = svc_.server_attributes(method_ - kMethods);
-    return block ? *block : nullptr;
-  }
   pt::Attributes ServerAttributes() const {
     pt::Attributes a;
+    // The span takes this list and adds the namespace and status to it:
+    // room for them at once, not 1-2-4-8 (four allocations a call).
+    a.reserve(8);
     if (!server_block_) {
       a = ServerBlockAttributes(*method_, svc_.options().listen_host, svc_.listen_port());
     }
@@ -164,25 +164,36 @@ class ProxiedCall {
   }
 
   // The CLIENT span's attributes, the same for every call of the method to
-  // one plugin endpoint: a block per method, made once per endpoint.
-  const pt::SharedAttributes& ClientBlock() const {
+  // one plugin endpoint: a block per method and its end blocks, made once
+  // per endpoint.
+  const gt::RpcEndBlocks& ClientBlocks() const {
     const Endpoint& e = *endpoint_;
     std::call_once(e.client_attributes_once, [&] {
       e.client_attributes.reserve(std::size(kMethods));
       for (const MethodInfo& m : kMethods) {
         pt::Attributes a = gt::RpcStartAttributes(gt::SplitMethod(m.path), e.server);
         pt::AppendString(a, "prism.plugin", *plugin_name_);
-        e.client_attributes.push_back(pt::AttributeBlock::Make(std::move(a)));
+        e.client_attributes.push_back(std::make_unique<const gt::RpcEndBlocks>(
+            pt::AttributeBlock::Make(std::move(a)), /*server_side=*/false));
       }
     });
-    return e.client_attributes[method_ - kMethods];
+    return *e.client_attributes[method_ - kMethods];
   }
 
   void DescribeAuth(pt::Span& span) const {
     if (!span.IsRecording()) return;
+    // A configured namespace's block for this right and principal; an
+    // unknown namespace (the client's words) gets no block of its own.
+    if (const PluginBackend* backend = svc_.plugins().Find(ns_)) {
+      if (const auto* block =
+              backend->auth_attributes(method_->right, principal_index_, principal_)) {
+        span.SetAttributes(*block);
+        return;
+      }
+    }
     span.SetAttribute("prism.namespace", ns_);
-    span.SetAttribute("prism.access", RightsToString(method_->right));
-    if (principal_) span.SetAttribute("prism.principal", std::string(*principal_));
+    span.SetAttribute("prism.access", RightsName(method_->right));
+    if (principal_) span.SetAttribute("prism.principal", *principal_);
   }
 
   void DescribeRoute(pt::Span& span) const {
@@ -195,9 +206,9 @@ class ProxiedCall {
   }
 
   // The CLIENT span's outcome; `at` as for RecordError.
-  static void DescribeClientEnd(pt::Span& span, const grpc::Status& s, bool cancel_is_error,
-                                uint64_t at = 0) {
-    gt::SetRpcStatus(span, s, /*server_side=*/false);
+  void DescribeClientEnd(pt::Span& span, const grpc::Status& s, bool cancel_is_error,
+                         uint64_t at = 0) const {
+    gt::SetRpcStatus(span, s, ClientBlocks());
     if (!s.ok() && (cancel_is_error || s.error_code() != grpc::CANCELLED)) {
       RecordError(span, s.error_code(), s.error_message(), at);
     }
@@ -206,9 +217,13 @@ class ProxiedCall {
   // The SERVER span's status; `proxy_decided`: the proxy itself refused the
   // call (auth, routing, bad input) - recorded as an error with an exception
   // event.
-  static void DescribeServerEnd(pt::Span& span, const grpc::Status& s, bool proxy_decided,
-                                uint64_t at = 0) {
-    gt::SetRpcStatus(span, s, /*server_side=*/true);
+  void DescribeServerEnd(pt::Span& span, const grpc::Status& s, bool proxy_decided,
+                         uint64_t at = 0) const {
+    if (server_end_) {
+      gt::SetRpcStatus(span, s, *server_end_);
+    } else {
+      gt::SetRpcStatus(span, s, /*server_side=*/true);
+    }
     if (!s.ok() && (proxy_decided || gt::IsServerError(s.error_code()))) {
       RecordError(span, s.error_code(), s.error_message(), at);
     }
@@ -259,7 +274,10 @@ class ProxiedCall {
       const auto& md = ctx_->client_metadata();
       auto who = svc_.auth().Authenticate(FindMetadata(md, "authorization"));
       absl::Status st = who.ok() ? svc_.auth().Authorize(*who, ns_, method_->right) : who.status();
-      if (who.ok()) principal_ = who->name;  // the token list's: lives as long as the proxy
+      if (who.ok()) {
+        principal_ = who->name;  // the token list's: lives as long as the proxy
+        principal_index_ = who->index;
+      }
       DescribeAuth(auth);
       if (!st.ok()) {
         grpc::Status gs = prism::plugin::ToGrpcStatus(st);
@@ -303,7 +321,7 @@ class ProxiedCall {
     o.kind = pt::SpanKind::kClient;
     o.parent = server_span_.context();
     o.defer = lazy_;
-    o.shared_attributes = ClientBlock();
+    o.shared_attributes = ClientBlocks().start();
     client_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(o));
     if (lazy_) client_run_.start = pt::NowUnixNano();
     gt::ClientContextCarrier out(client);
@@ -377,7 +395,7 @@ class ProxiedCall {
       co.parent = server.context();
       co.replay = client_span_.context();
       co.start_unix_nano = client_run_.start;
-      co.shared_attributes = ClientBlock();
+      co.shared_attributes = ClientBlocks().start();
       pt::Span client = t.StartSpan(method_->span_name, std::move(co));
       // A call that never came back (the proxy finished first) ends with it.
       const uint64_t end = client_run_.end ? client_run_.end : pt::NowUnixNano();
@@ -394,11 +412,13 @@ class ProxiedCall {
   grpc::CallbackServerContext* ctx_;
   const MethodInfo* method_;
   pt::Context parent_;
-  pt::SharedAttributes server_block_;  // ServerBlock(), as Begin found it
+  const gt::RpcEndBlocks* server_end_ = nullptr;  // the method's, as Begin found them
+  pt::SharedAttributes server_block_;             // server_end_->start(), or null
   pt::Span server_span_, client_span_;
   std::string request_id_, trace_id_, ns_;
   bool ns_read_ = false;                       // ns_ came from the request
   std::optional<std::string_view> principal_;  // who authenticated
+  int principal_index_ = -1;                   // and their token (-1: anonymous)
   const std::string* plugin_name_ = nullptr;
   std::shared_ptr<const Endpoint> endpoint_;
   const PluginBackend* backend_ = nullptr;
@@ -787,10 +807,11 @@ ProxyService::ProxyService(const Authorizer& auth, const Supervisor& plugins,
 
 void ProxyService::set_listen_port(int port) {
   listen_port_.store(port, std::memory_order_relaxed);
-  auto blocks = std::make_unique<std::vector<pt::SharedAttributes>>();
+  auto blocks = std::make_unique<MethodBlocks>();
   for (const MethodInfo& m : kMethods) {
-    blocks->push_back(
-        pt::AttributeBlock::Make(ServerBlockAttributes(m, options_.listen_host, port)));
+    blocks->push_back(std::make_unique<const gt::RpcEndBlocks>(
+        pt::AttributeBlock::Make(ServerBlockAttributes(m, options_.listen_host, port)),
+        /*server_side=*/true));
   }
   server_attributes_.store(blocks.get(), std::memory_order_release);
   server_attributes_made_.push_back(std::move(blocks));

@@ -86,10 +86,11 @@ class ProxyService final : public RawKeyValueService {
   int listen_port() const { return listen_port_.load(std::memory_order_relaxed); }
   // The attributes every SERVER span of method index `method` starts with
   // (rpc.*, server.address/port, prism.operation), one shared block per
-  // method (prism::tracing::AttributeBlock); null until the port is known.
-  const prism::tracing::SharedAttributes* server_attributes(size_t method) const {
+  // method (prism::tracing::AttributeBlock), with the blocks it ends with
+  // (its status); null until the port is known.
+  const prism::grpc_tracing::RpcEndBlocks* server_attributes(size_t method) const {
     const auto* blocks = server_attributes_.load(std::memory_order_acquire);
-    return blocks ? &(*blocks)[method] : nullptr;
+    return blocks ? (*blocks)[method].get() : nullptr;
   }
   const prism::tracing::Tracer& tracer() const { return tracer_; }
   const prism::tracing::TextMapPropagator& propagator() const { return *propagator_; }
@@ -112,9 +113,9 @@ class ProxyService final : public RawKeyValueService {
   std::atomic<int> listen_port_{0};
   // Published by set_listen_port; every set made is kept for calls that
   // still read an older one.
-  std::atomic<const std::vector<prism::tracing::SharedAttributes>*> server_attributes_{nullptr};
-  std::vector<std::unique_ptr<const std::vector<prism::tracing::SharedAttributes>>>
-      server_attributes_made_;
+  using MethodBlocks = std::vector<std::unique_ptr<const prism::grpc_tracing::RpcEndBlocks>>;
+  std::atomic<const MethodBlocks*> server_attributes_{nullptr};
+  std::vector<std::unique_ptr<const MethodBlocks>> server_attributes_made_;
   prism::tracing::Tracer tracer_;
   std::shared_ptr<const prism::tracing::TextMapPropagator> propagator_;
   mutable std::atomic<uint64_t> triggers_sent_{0}, triggers_failed_{0}, triggers_skipped_{0},

@@ -131,6 +131,38 @@ NamespaceConfig Launched(const std::string& name, const std::string& role) {
   return ns;
 }
 
+// The auth span's blocks: one per (right, principal), in the order the
+// span would get them one by one, bounded at kMaxAuthBlocks.
+TEST(PluginBackend, AuthAttributesAreOneBlockPerRightAndPrincipalUpToABound) {
+  PluginBackend b(Launched("ns1", "good"), "/run/fake/0.sock");
+  auto keys = [](const prism::tracing::SharedAttributes& block) {
+    std::string out;
+    for (const auto& kv : block->attributes()) {
+      out += std::string(kv.key.view()) + "=" + std::get<std::string>(kv.value) + ";";
+    }
+    return out;
+  };
+  const auto* reader = b.auth_attributes(kRead, 0, "reader");
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(keys(*reader), "prism.namespace=ns1;prism.access=read;prism.principal=reader;");
+  EXPECT_EQ(b.auth_attributes(kRead, 0, "reader"), reader);  // made once
+  const auto* anonymous = b.auth_attributes(kRead, -1, "anonymous");
+  ASSERT_NE(anonymous, nullptr);
+  EXPECT_NE(anonymous, reader);
+  EXPECT_EQ(keys(*anonymous), "prism.namespace=ns1;prism.access=read;prism.principal=anonymous;");
+  const auto* nobody = b.auth_attributes(kWrite, -1, std::nullopt);  // authentication failed
+  ASSERT_NE(nobody, nullptr);
+  EXPECT_EQ(keys(*nobody), "prism.namespace=ns1;prism.access=write;");
+  EXPECT_NE(b.auth_attributes(kWrite, 0, "reader"), reader);  // another right
+  // 4 made; fill up to the bound, then none: callers fall back to one by one.
+  int made = 4;
+  for (int i = 1; made < static_cast<int>(PluginBackend::kMaxAuthBlocks); ++i, ++made) {
+    ASSERT_NE(b.auth_attributes(kRead, i, "t"), nullptr) << i;
+  }
+  EXPECT_EQ(b.auth_attributes(kRead, 100000, "late"), nullptr);
+  EXPECT_EQ(b.auth_attributes(kRead, 0, "reader"), reader);  // those made stay
+}
+
 TEST(Supervisor, LaunchesChecksPublishesAndRestartsInSimulatedTime) {
   Config config;
   config.namespaces = {Launched("a", "good"), Launched("b", "good")};

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstring>
 
 #include "prism/tracing/attributes.h"
 #include "shared.h"
@@ -19,10 +20,30 @@ std::shared_ptr<const AttributeBlock> AttributeBlock::Make(Attributes attributes
   return block;
 }
 
+std::shared_ptr<const AttributeBlock> AttributeBlock::Extend(
+    std::shared_ptr<const AttributeBlock> base, Attributes more) {
+  if (!base) return Make(std::move(more));
+  const uint64_t more_bits = internal::Canonicalize(more);
+  const bool extends = internal::Disjoint(*base, more, more_bits);
+  Attributes all;
+  all.reserve(base->size() + more.size());
+  all.insert(all.end(), base->attributes().begin(), base->attributes().end());
+  for (auto& kv : more) all.push_back(std::move(kv));
+  // Disjoint lists of canonical keys stay canonical (Make checks anyway).
+  auto block = std::const_pointer_cast<AttributeBlock>(Make(std::move(all)));
+  if (extends) block->base_ = std::move(base);
+  return block;
+}
+
 const AttributeValue* AttributeBlock::Find(std::string_view key) const {
   if (key.empty() || (key_bits_ & internal::KeyBit(key)) == 0) return nullptr;
+  // Keys share prefixes ("rpc.", "server."): size and last byte first.
+  const size_t n = key.size();
   for (const auto& kv : attributes_) {
-    if (kv.key == key) return &kv.value;
+    if (kv.key.size() == n && kv.key[n - 1] == key[n - 1] &&
+        std::memcmp(kv.key.data(), key.data(), n) == 0) {
+      return &kv.value;
+    }
   }
   return nullptr;
 }
@@ -34,6 +55,18 @@ const std::string& AttributeBlock::Encoded(Format format, EncodeFn encode) const
 }
 
 namespace internal {
+bool Overlaps(const Attributes& entries, size_t from, const Attributes& attrs,
+              uint64_t attrs_bits) {
+  for (size_t i = from; i < entries.size(); ++i) {
+    const AttributeKey& key = entries[i].key;
+    if ((attrs_bits & KeyBit(key.view())) == 0) continue;
+    for (const auto& kv : attrs) {
+      if (kv.key == key) return true;
+    }
+  }
+  return false;
+}
+
 bool Disjoint(const AttributeBlock& block, const Attributes& attrs, uint64_t attrs_bits) {
   if ((block.key_bits() & attrs_bits) == 0) return true;
   for (const auto& kv : attrs) {

@@ -24,6 +24,11 @@ void Truncate(AttributeValue& value, uint32_t max_length) {
   }
 }
 
+// Spans that get attributes usually get several: skip the 1-2-4 growth.
+inline void MakeRoom(Attributes& a) {
+  if (a.size() == a.capacity() && a.capacity() < 8) a.reserve(8);
+}
+
 }  // namespace
 
 namespace internal {
@@ -49,8 +54,7 @@ void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint
     ++dropped;
     return;
   }
-  // Spans that get attributes usually get several: skip the 1-2-4 growth.
-  if (attrs.size() == attrs.capacity() && attrs.capacity() < 8) attrs.reserve(8);
+  MakeRoom(attrs);
   attrs.emplace_back(std::move(key), std::move(value));
   if (key_bits != nullptr) *key_bits |= bit;
 }
@@ -146,6 +150,63 @@ void Span::Put(AttributeKey&& key, AttributeValue&& value) {
                          l.attribute_value_length, std::move(key), std::move(value), &key_bits_);
 }
 
+bool Span::Fits(const AttributeKey& key, uint64_t& bit) const {
+  if (key.empty()) return false;
+  const AttributeBlock* block = data_->shared_attributes.get();
+  if (data_->attributes.size() + (block ? block->size() : 0) >=
+      tracer_->provider->limits.attribute_count) {
+    return false;
+  }
+  bit = internal::KeyBit(key.view());
+  // key_bits_ covers the block's keys and the span's own: a clear bit
+  // proves the key is in neither. A set one is often another key's (one
+  // bit in 64: the proxy's SERVER span has a dozen keys), so look.
+  if ((key_bits_ & bit) == 0) return true;
+  if (block && block->Find(key.view())) return false;
+  const size_t n = key.size();
+  for (const auto& kv : data_->attributes) {
+    if (kv.key.size() == n && std::memcmp(kv.key.data(), key.data(), n) == 0) return false;
+  }
+  return true;
+}
+
+void Span::PutString(AttributeKey&& key, std::string_view value) {
+  uint64_t bit = 0;
+  if (!Fits(key, bit)) {
+    Put(std::move(key), AttributeValue(std::string(value)));
+    return;
+  }
+  const uint32_t max_length = tracer_->provider->limits.attribute_value_length;
+  if (value.size() > max_length) value = value.substr(0, max_length);
+  MakeRoom(data_->attributes);
+  data_->attributes.emplace_back(std::move(key), std::string(value));
+  key_bits_ |= bit;
+}
+
+void Span::PutString(AttributeKey&& key, std::string&& value) {
+  uint64_t bit = 0;
+  if (!Fits(key, bit)) {
+    Put(std::move(key), AttributeValue(std::move(value)));
+    return;
+  }
+  const uint32_t max_length = tracer_->provider->limits.attribute_value_length;
+  if (value.size() > max_length) value.resize(max_length);
+  MakeRoom(data_->attributes);
+  data_->attributes.emplace_back(std::move(key), std::move(value));
+  key_bits_ |= bit;
+}
+
+void Span::PutInt(AttributeKey&& key, int64_t value) {
+  uint64_t bit = 0;
+  if (!Fits(key, bit)) {
+    Put(std::move(key), AttributeValue(value));
+    return;
+  }
+  MakeRoom(data_->attributes);
+  data_->attributes.emplace_back(std::move(key), value);
+  key_bits_ |= bit;
+}
+
 void Span::SetAttributes(Attributes attributes) {
   if (!data_) return;
   const SpanLimits& l = tracer_->provider->limits;
@@ -166,11 +227,22 @@ void Span::SetAttributes(Attributes attributes) {
 void Span::SetAttributes(const SharedAttributes& block) {
   if (!data_ || !block) return;
   const SpanLimits& l = tracer_->provider->limits;
-  if (data_->attributes.empty() && !data_->shared_attributes &&
-      block->size() <= l.attribute_count && block->longest_value() <= l.attribute_value_length) {
-    data_->shared_attributes = block;
-    key_bits_ = block->key_bits();
-    return;
+  const AttributeBlock* current = data_->shared_attributes.get();
+  if (block->size() + data_->attributes.size() <= l.attribute_count &&
+      block->longest_value() <= l.attribute_value_length) {
+    if (!current && data_->attributes.empty()) {
+      data_->shared_attributes = block;
+      key_bits_ = block->key_bits();
+      return;
+    }
+    // A block that extends the span's (AttributeBlock::Extend) replaces it
+    // when the span's own attributes hold none of the added keys.
+    if (current && block->base() == current &&
+        !internal::Overlaps(block->attributes(), current->size(), data_->attributes, key_bits_)) {
+      data_->shared_attributes = block;
+      key_bits_ |= block->key_bits();
+      return;
+    }
   }
   for (const auto& kv : block->attributes()) Put(AttributeKey(kv.key), AttributeValue(kv.value));
 }

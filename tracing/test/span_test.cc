@@ -309,6 +309,11 @@ TEST(Span, EveryPathCanonicalisesAListTheSameWay) {
          Span s = t.StartSpan("op");
          for (auto& kv : input()) s.SetAttribute(std::move(kv.key), std::move(kv.value));
        }},
+      {"one by one, typed (SetAttribute's in-place path)",
+       [&](const Tracer& t) {
+         Span s = t.StartSpan("op");
+         for (auto& kv : input()) s.SetAttribute(std::move(kv.key), std::get<int64_t>(kv.value));
+       }},
   };
   for (bool limited : {false, true}) {
     for (const auto& [name, run] : paths) {
@@ -327,6 +332,37 @@ TEST(Span, EveryPathCanonicalisesAListTheSameWay) {
       EXPECT_EQ(spans[0].dropped_attributes_count, 0u);
     }
   }
+}
+
+// SetAttribute with a string or an integer builds the entry in place
+// (Span::PutString, PutInt): the limits apply exactly as on the general
+// path, at their boundaries.
+TEST(Span, TypedSetAttributeHonoursLimitsAtTheBoundary) {
+  InMemorySpanRecorder rec;
+  SpanLimits limits;
+  limits.attribute_count = 3;
+  limits.attribute_value_length = 4;
+  auto provider = RecordingProvider(rec, nullptr, limits);
+  {
+    Span span = provider->GetTracer("t").StartSpan("op");
+    const std::string five = "abcde";
+    span.SetAttribute("view", std::string_view("abcd"));  // at the length limit: kept whole
+    span.SetAttribute("moved", std::string("abcde"));     // one over: truncated
+    span.SetAttribute("copied", five);                    // one over, from an lvalue
+    span.SetAttribute("int", 7);                          // the 4th: dropped, counted
+    span.SetAttribute("view", "wxyz1");                   // replaces, truncated
+    span.SetAttribute("", "ignored");                     // empty keys never count
+    span.SetAttribute(std::string("moved"), int64_t{5});  // replaces, type changes
+  }
+  const SpanData s = rec.spans().at(0);
+  ASSERT_EQ(s.attributes.size(), 3u);
+  EXPECT_EQ(s.dropped_attributes_count, 1u);
+  EXPECT_EQ(s.attributes[0].key, "view");
+  EXPECT_EQ(std::get<std::string>(s.attributes[0].value), "wxyz");
+  EXPECT_EQ(s.attributes[1].key, "moved");
+  EXPECT_EQ(std::get<int64_t>(s.attributes[1].value), 5);
+  EXPECT_EQ(s.attributes[2].key, "copied");
+  EXPECT_EQ(std::get<std::string>(s.attributes[2].value), "abcd");
 }
 
 TEST(Context, ScopeMakesSpanCurrentAndChildrenFollow) {

@@ -237,6 +237,85 @@ TEST(AttributeBlock, ValueLengthLimitTruncatesTheBlocksValues) {
   EXPECT_FALSE(kept);
 }
 
+// The block a span with Block() ends with: Block() and then two more.
+const SharedAttributes& EndBlock() {
+  static const SharedAttributes block = AttributeBlock::Extend(
+      Block(), {{"rpc.grpc.status_code", int64_t{0}}, {"rpc.status_code", std::string("OK")}});
+  return block;
+}
+
+TEST(AttributeBlock, ExtendKeepsTheBaseFirst) {
+  const SharedAttributes& e = EndBlock();
+  EXPECT_EQ(e->base(), Block().get());
+  ASSERT_EQ(e->size(), 5u);
+  EXPECT_EQ(e->attributes()[0].key, "rpc.system");
+  EXPECT_EQ(e->attributes()[4].key, "rpc.status_code");
+  EXPECT_EQ(e->key_bits() & Block()->key_bits(), Block()->key_bits());
+  // A key of the base again: an ordinary block, later value first place.
+  auto clash = AttributeBlock::Extend(Block(), {{"rpc.service", std::string("other")}});
+  EXPECT_EQ(clash->base(), nullptr);
+  ASSERT_EQ(clash->size(), 3u);
+  EXPECT_EQ(std::get<std::string>(*clash->Find("rpc.service")), "other");
+  EXPECT_EQ(AttributeBlock::Extend(nullptr, {{"a", int64_t{1}}})->base(), nullptr);
+}
+
+// A span that refers to Block() and is given EndBlock() refers to that,
+// and encodes as a span given the two entries one by one.
+TEST(AttributeBlock, AnExtendingBlockReplacesTheSpansBlock) {
+  const bool kept = ExpectSameEncoding([](const Tracer& t, bool b) {
+    Span s = t.StartSpan("x", With(b, {}));
+    if (b) {
+      s.SetAttributes(EndBlock());
+    } else {
+      s.SetAttribute("rpc.grpc.status_code", int64_t{0});
+      s.SetAttribute("rpc.status_code", std::string("OK"));
+    }
+    s.End();
+  });
+  EXPECT_TRUE(kept);
+  auto spans = Record(
+      [](const Tracer& t, bool) {
+        Span s = t.StartSpan("x", With(true, {{"own", int64_t{1}}}));
+        s.SetAttributes(EndBlock());
+        s.End();
+      },
+      true);
+  ASSERT_EQ(spans.size(), 1u);
+  // The added entries come before the span's own: its attributes are the
+  // block's, then its own.
+  EXPECT_EQ(spans[0]->shared_attributes, EndBlock());
+  EXPECT_EQ(spans[0]->attribute_count(), 6u);
+  EXPECT_EQ(std::get<int64_t>(*spans[0]->FindAttribute("own")), 1);
+  EXPECT_EQ(std::get<std::string>(*spans[0]->FindAttribute("rpc.status_code")), "OK");
+}
+
+// When the span's own attributes hold an added key, or the whole would not
+// fit, the block is copied in entry by entry, as SetAttribute would.
+TEST(AttributeBlock, AnExtendingBlockThatCannotReplaceIsCopiedIn) {
+  EXPECT_FALSE(ExpectSameEncoding([](const Tracer& t, bool b) {
+    Span s = t.StartSpan("x", With(b, {{"rpc.status_code", std::string("UNSET")}}));
+    if (b) {
+      s.SetAttributes(EndBlock());
+    } else {
+      s.SetAttributes(EndBlock()->attributes());
+    }
+    s.End();
+  }));
+  SpanLimits l;
+  l.attribute_count = 4;  // the block's 3 fit, its extension's 5 do not
+  EXPECT_FALSE(ExpectSameEncoding(
+      [](const Tracer& t, bool b) {
+        Span s = t.StartSpan("x", With(b, {}));
+        if (b) {
+          s.SetAttributes(EndBlock());
+        } else {
+          s.SetAttributes(EndBlock()->attributes());
+        }
+        s.End();
+      },
+      l));
+}
+
 // A sampler that reads start attributes sees the block's.
 class SeesServiceSampler : public Sampler {
  public:

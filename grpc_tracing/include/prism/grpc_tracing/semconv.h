@@ -9,6 +9,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -97,5 +98,45 @@ prism::tracing::Attributes RpcStartAttributes(const MethodName& method, const En
 // error.type is the code name.
 void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, bool server_side,
                   RpcConventions c = ActiveRpcConventions());
+
+// The attributes SetRpcStatus adds for `code`, in its order.
+prism::tracing::Attributes RpcStatusAttributes(grpc::StatusCode code, bool server_side,
+                                               RpcConventions c = ActiveRpcConventions());
+
+// A span's start block (AttributeBlock) with SetRpcStatus's attributes for
+// each status code after it (AttributeBlock::Extend), each made on first
+// use: a span that still refers to `start` then ends referring to its
+// code's block instead of copying the status attributes in, nor encoding
+// them per span. Callgrind, proxied Get, always_on: SetRpcStatus on the
+// proxy's two gRPC spans, 828 instructions a call one by one (in place),
+// 490 with end blocks; the plugin's SERVER span, 454 and 246
+// (docs/benchmarks.md, "Ninth pass").
+//
+// Thread safety: any number of threads may call For at once.
+//
+//   static const RpcEndBlocks kEnd(start_block, /*server_side=*/true);
+//   SetRpcStatus(span, status, kEnd);
+class RpcEndBlocks {
+ public:
+  RpcEndBlocks(prism::tracing::SharedAttributes start, bool server_side,
+               RpcConventions c = ActiveRpcConventions());
+  const prism::tracing::SharedAttributes& start() const { return start_; }
+  bool server_side() const { return server_side_; }
+  RpcConventions conventions() const { return conventions_; }
+  // `code`'s block; null for a code outside 0-16.
+  const prism::tracing::SharedAttributes* For(grpc::StatusCode code) const;
+
+ private:
+  static constexpr size_t kCodes = 17;  // OK .. UNAUTHENTICATED
+  prism::tracing::SharedAttributes start_;
+  bool server_side_;
+  RpcConventions conventions_;
+  mutable std::once_flag once_[kCodes];
+  mutable prism::tracing::SharedAttributes blocks_[kCodes];
+};
+
+// SetRpcStatus with `end`'s server_side and conventions; a span that still
+// refers to end.start() takes its code's block.
+void SetRpcStatus(prism::tracing::Span& span, const grpc::Status& status, const RpcEndBlocks& end);
 
 }  // namespace prism::grpc_tracing

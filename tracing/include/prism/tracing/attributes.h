@@ -176,6 +176,17 @@ inline void AppendInt(Attributes& a, AttributeKey key, int64_t value) {
 class AttributeBlock {
  public:
   static std::shared_ptr<const AttributeBlock> Make(Attributes attributes);
+  // A block of `base`'s attributes followed by `more`: the attributes a
+  // span that started with `base` has at its end, say (gRPC's status). A
+  // span that refers to `base` and is given the result
+  // (Span::SetAttributes) refers to it instead, copying nothing. When a key
+  // of `more` is one of `base`'s, the result is an ordinary block (Make of
+  // both lists, later values winning) that extends nothing.
+  static std::shared_ptr<const AttributeBlock> Extend(std::shared_ptr<const AttributeBlock> base,
+                                                      Attributes more);
+  // The block this one extends (Extend), or null; its attributes are the
+  // first base()->size() of this one's.
+  const AttributeBlock* base() const { return base_.get(); }
 
   const Attributes& attributes() const { return attributes_; }
   size_t size() const { return attributes_.size(); }
@@ -199,6 +210,7 @@ class AttributeBlock {
 
  private:
   AttributeBlock() = default;
+  std::shared_ptr<const AttributeBlock> base_;
   Attributes attributes_;
   uint64_t key_bits_ = 0;
   size_t longest_value_ = 0;
