@@ -111,7 +111,7 @@ std::optional<Endpoint> ParseHostPort(std::string_view address) {
   return e;
 }
 
-Endpoint ParsePeer(std::string_view peer) {
+static Endpoint ParsePeerUncached(std::string_view peer) {
   std::string_view p = peer;
   if (ConsumePrefix(p, "unix:")) return Endpoint{std::string(p), 0};
   if (ConsumePrefix(p, "unix-abstract:")) return Endpoint{std::string(p), 0};
@@ -120,6 +120,17 @@ Endpoint ParsePeer(std::string_view peer) {
   if (ConsumePrefix(p, "ipv6:")) return SplitHostPort(tracing::env::PercentDecode(p));
   ConsumePrefix(p, "ipv4:");
   return SplitHostPort(p);
+}
+
+Endpoint ParsePeer(std::string_view peer) {
+  // The calls of one connection repeat its peer: the thread's last answer
+  // is kept (a compare and a copy instead of the parse).
+  thread_local std::string last_peer;
+  thread_local Endpoint last;
+  if (!last_peer.empty() && peer == last_peer) return last;
+  last = ParsePeerUncached(peer);
+  last_peer.assign(peer);
+  return last;
 }
 
 std::string_view StatusCodeName(grpc::StatusCode code) {

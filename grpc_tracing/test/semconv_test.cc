@@ -104,10 +104,22 @@ TEST(Semconv, ParsePeer) {
       {"ipv6:%5B::1%5D:5%", "::1", 0},
       {"unix:/tmp/x.sock", "/tmp/x.sock", 0},
   };
-  for (const auto& c : cases) {
-    const Endpoint e = ParsePeer(c.peer);
-    EXPECT_EQ(e.address, c.address) << c.peer;
-    EXPECT_EQ(e.port, c.port) << c.peer;
+  // Each case twice in a row (the second is the thread's kept answer), then
+  // all of them again in turn; "unix:" and "" after a peer that has a port.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& c : cases) {
+      for (int again = 0; again < 2 - pass; ++again) {
+        const Endpoint e = ParsePeer(c.peer);
+        EXPECT_EQ(e.address, c.address) << c.peer;
+        EXPECT_EQ(e.port, c.port) << c.peer;
+      }
+    }
+  }
+  for (const char* peer : {"unix:", ""}) {
+    EXPECT_EQ(ParsePeer("ipv4:10.0.0.1:80").port, 80);
+    const Endpoint e = ParsePeer(peer);
+    EXPECT_EQ(e.address, "") << peer;
+    EXPECT_EQ(e.port, 0) << peer;
   }
 }
 

@@ -14,8 +14,13 @@ Span Tracer::StartSpan(std::string_view name, SpanKind kind) const {
   return Start(name, options);
 }
 
-Span Tracer::StartSpan(std::string_view name, StartSpanOptions options) const {
+Span Tracer::StartSpan(std::string_view name, StartSpanOptions&& options) const {
   return Start(name, options);
+}
+
+Span Tracer::StartSpan(std::string_view name, const StartSpanOptions& options) const {
+  StartSpanOptions copy = options;
+  return Start(name, copy);
 }
 
 Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {

@@ -432,6 +432,15 @@ TEST_F(EncoderTest, JsonNumbersAndIds) {
   }
   std::mt19937_64 rng(7);
   for (int i = 0; i < 200; ++i) values.push_back(rng() >> (rng() % 64));
+  // Times one after another in one second and across seconds: the digits
+  // of the seconds are kept from one time to the next (QuotedTime).
+  for (uint64_t v : {uint64_t{1755000000000000001u}, uint64_t{1755000000000000000u},
+                     uint64_t{1755000000099999999u}, uint64_t{1755000000100000000u},
+                     uint64_t{1755000000999999999u}, uint64_t{1755000001000000000u},
+                     uint64_t{1755000001000000000u}, uint64_t{999999999}, uint64_t{1000000000},
+                     uint64_t{1000000001}, uint64_t{9999999999}, uint64_t{10000000000}}) {
+    values.push_back(v);
+  }
 
   auto provider = MakeCapturingProvider(store_);
   auto tracer = provider->GetTracer("s");

@@ -62,6 +62,7 @@ Endpoint ParseTarget(std::string_view target);
 std::optional<Endpoint> ParseHostPort(std::string_view address);
 // From ServerContext::peer() / ClientContext::peer(): "ipv4:127.0.0.1:5555",
 // "ipv6:[::1]:5555", "unix:/path" (or "unix:" for an unnamed client socket).
+// Thread-safe; each thread keeps its last peer and answer.
 Endpoint ParsePeer(std::string_view peer);
 // A server span's network.peer.address and network.peer.port for `peer`
 // (what ParsePeer gave): `add(key, value)` for each the peer has - no

@@ -65,7 +65,10 @@ class Tracer {
   // A tracer that never records (what a disabled SDK hands out).
   Tracer() = default;
 
-  Span StartSpan(std::string_view name, StartSpanOptions options) const;
+  // Takes the attributes and links out of `options` (an rvalue: the
+  // options are neither copied nor moved) or out of a copy (a const lvalue).
+  Span StartSpan(std::string_view name, StartSpanOptions&& options) const;
+  Span StartSpan(std::string_view name, const StartSpanOptions& options) const;
   // Shorthands: the thread's current span is the parent.
   Span StartSpan(std::string_view name, SpanKind kind = SpanKind::kInternal) const;
 
@@ -83,11 +86,11 @@ class Tracer {
   // reads attributes, otherwise after it and only for a recording span. An
   // unsampled span pays for none of them.
   template <typename MakeAttributes>
-  Span StartSpan(std::string_view name, StartSpanOptions options,
+  Span StartSpan(std::string_view name, StartSpanOptions&& options,
                  MakeAttributes&& make_attributes) const {
     const bool eager = SamplerReadsAttributes();
     if (eager) options.attributes = make_attributes();
-    Span span = StartSpan(name, std::move(options));
+    Span span = Start(name, options);
     if (!eager && span.IsRecording()) span.SetAttributes(make_attributes());
     return span;
   }
