@@ -56,22 +56,19 @@ struct ServerFactoryState {
       if (key == nullptr) break;
       if (key == name && *slot.full == method.full) return slot.blocks;
     }
-    std::lock_guard lock(mu);
-    auto it = blocks.find(method.full);
-    if (it == blocks.end() && blocks.size() < kMaxBlocks) {
-      it = blocks
-               .emplace(
-                   std::string(method.full),
-                   std::make_unique<const RpcEndBlocks>(
-                       prism::tracing::AttributeBlock::Make(RpcStartAttributes(method, *server)),
-                       /*server_side=*/true))
-               .first;
-    }
-    if (it == blocks.end()) {
-      own = std::make_shared<const RpcEndBlocks>(
+    auto make = [&] {
+      return std::make_unique<const RpcEndBlocks>(
           prism::tracing::AttributeBlock::Make(RpcStartAttributes(method, *server)),
           /*server_side=*/true);
-      return own.get();
+    };
+    std::lock_guard lock(mu);
+    auto it = blocks.find(method.full);
+    if (it == blocks.end()) {
+      if (blocks.size() >= kMaxBlocks) {
+        own = make();
+        return own.get();
+      }
+      it = blocks.emplace(std::string(method.full), make()).first;
     }
     if (name != nullptr) {
       for (auto& slot : fast) {  // under mu: the only writer

@@ -118,8 +118,7 @@ class ProxiedCall {
     opts.root = !parent_.span_context().IsValid();
     opts.defer = defer_recording_;
     server_end_ = svc_.server_attributes(method_ - kMethods);
-    server_block_ = server_end_ ? server_end_->start() : nullptr;
-    opts.shared_attributes = server_block_;
+    if (server_end_) opts.shared_attributes = server_end_->start();
     server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
                                            [this] { return ServerAttributes(); });
     lazy_ = server_span_.deferred();
@@ -145,7 +144,7 @@ class ProxiedCall {
   }
 
   // The SERVER span's attributes: those of every call of the method, shared
-  // (server_block_), then this call's (ServerAttributes). Before the port
+  // (server_end_->start()), then this call's (ServerAttributes). Before the port
   // is known there is no block, and ServerAttributes gives them all.
   // Read once, in Begin: the port may become known while the call runs.
   pt::Attributes ServerAttributes() const {
@@ -153,7 +152,7 @@ class ProxiedCall {
     // The span takes this list and adds the namespace and status to it:
     // room for them at once, not 1-2-4-8 (four allocations a call).
     a.reserve(8);
-    if (!server_block_) {
+    if (!server_end_) {
       a = ServerBlockAttributes(*method_, svc_.options().listen_host, svc_.listen_port());
     }
     const gt::Endpoint peer = lazy_ ? peer_ : gt::ParsePeer(ctx_->peer());
@@ -371,7 +370,7 @@ class ProxiedCall {
     so.root = !parent_.span_context().IsValid();
     so.replay = server_span_.context();
     so.start_unix_nano = server_run_.start;
-    so.shared_attributes = server_block_;
+    if (server_end_) so.shared_attributes = server_end_->start();
     pt::Span server =
         t.StartSpan(method_->span_name, std::move(so), [this] { return ServerAttributes(); });
     if (ns_read_) server.SetAttribute("prism.namespace", ns_);
@@ -413,7 +412,6 @@ class ProxiedCall {
   const MethodInfo* method_;
   pt::Context parent_;
   const gt::RpcEndBlocks* server_end_ = nullptr;  // the method's, as Begin found them
-  pt::SharedAttributes server_block_;             // server_end_->start(), or null
   pt::Span server_span_, client_span_;
   std::string request_id_, trace_id_, ns_;
   bool ns_read_ = false;                       // ns_ came from the request

@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <cstring>
 
 #include "prism/tracing/attributes.h"
 #include "shared.h"
@@ -37,15 +36,8 @@ std::shared_ptr<const AttributeBlock> AttributeBlock::Extend(
 
 const AttributeValue* AttributeBlock::Find(std::string_view key) const {
   if (key.empty() || (key_bits_ & internal::KeyBit(key)) == 0) return nullptr;
-  // Keys share prefixes ("rpc.", "server."): size and last byte first.
-  const size_t n = key.size();
-  for (const auto& kv : attributes_) {
-    if (kv.key.size() == n && kv.key[n - 1] == key[n - 1] &&
-        std::memcmp(kv.key.data(), key.data(), n) == 0) {
-      return &kv.value;
-    }
-  }
-  return nullptr;
+  const KeyValue* kv = internal::FindKey(attributes_, key);
+  return kv ? &kv->value : nullptr;
 }
 
 const std::string& AttributeBlock::Encoded(Format format, EncodeFn encode) const {
@@ -59,10 +51,7 @@ bool Overlaps(const Attributes& entries, size_t from, const Attributes& attrs,
               uint64_t attrs_bits) {
   for (size_t i = from; i < entries.size(); ++i) {
     const AttributeKey& key = entries[i].key;
-    if ((attrs_bits & KeyBit(key.view())) == 0) continue;
-    for (const auto& kv : attrs) {
-      if (kv.key == key) return true;
-    }
+    if ((attrs_bits & KeyBit(key.view())) != 0 && FindKey(attrs, key.view())) return true;
   }
   return false;
 }

@@ -71,6 +71,22 @@ inline uint64_t KeyBit(std::string_view key) {
   return uint64_t{1} << (((w ^ n) * 0x9E3779B97F4A7C15ull) >> 58);
 }
 
+// The entry of `attrs` (an Attributes, const or not) whose key is `key`
+// (not empty), or null. Keys share prefixes ("rpc.", "prism."): size and
+// last byte are compared before memcmp.
+template <typename List>
+auto* FindKey(List& attrs, std::string_view key) {
+  const size_t n = key.size();
+  const char last = key[n - 1];
+  for (auto& kv : attrs) {
+    if (kv.key.size() == n && kv.key[n - 1] == last &&
+        std::memcmp(kv.key.data(), key.data(), n) == 0) {
+      return &kv;
+    }
+  }
+  return static_cast<decltype(&*attrs.begin())>(nullptr);
+}
+
 // True when no string value in `attrs` is longer than `max`: such a list
 // needs no truncation, so a span may take it as it is (the fast paths of
 // Tracer::Start and Span::SetAttributes). The proxy runs with a 4096-byte

@@ -2,7 +2,6 @@
 
 #include <cxxabi.h>
 
-#include <cstring>
 #include <mutex>
 #include <typeinfo>
 #include <vector>
@@ -38,16 +37,9 @@ void PutAttribute(Attributes& attrs, uint32_t& dropped, uint32_t max_count, uint
   Truncate(value, max_length);
   const uint64_t bit = KeyBit(key.view());
   if (key_bits == nullptr || (*key_bits & bit) != 0) {
-    // Most keys share a prefix ("rpc.", "prism."): compare size and last
-    // byte before calling memcmp.
-    const size_t n = key.size();
-    const char last = key[n - 1];
-    for (auto& kv : attrs) {
-      if (kv.key.size() == n && kv.key[n - 1] == last &&
-          std::memcmp(kv.key.data(), key.data(), n) == 0) {
-        kv.value = std::move(value);
-        return;
-      }
+    if (KeyValue* kv = FindKey(attrs, key.view())) {
+      kv->value = std::move(value);
+      return;
     }
   }
   if (attrs.size() >= max_count) {
@@ -163,49 +155,46 @@ bool Span::Fits(const AttributeKey& key, uint64_t& bit) const {
   // bit in 64: the proxy's SERVER span has a dozen keys), so look.
   if ((key_bits_ & bit) == 0) return true;
   if (block && block->Find(key.view())) return false;
-  const size_t n = key.size();
-  for (const auto& kv : data_->attributes) {
-    if (kv.key.size() == n && std::memcmp(kv.key.data(), key.data(), n) == 0) return false;
-  }
-  return true;
+  return internal::FindKey(data_->attributes, key.view()) == nullptr;
 }
 
-void Span::PutString(AttributeKey&& key, std::string_view value) {
+// V: std::string_view (copied once, after truncation), std::string (moved)
+// or int64_t.
+template <typename V>
+void Span::PutNew(AttributeKey&& key, V&& value) {
+  using D = std::remove_cvref_t<V>;
+  auto stored = [&]() -> decltype(auto) {
+    if constexpr (std::is_same_v<D, std::string_view>) {
+      return std::string(value);
+    } else {
+      return std::forward<V>(value);
+    }
+  };
   uint64_t bit = 0;
   if (!Fits(key, bit)) {
-    Put(std::move(key), AttributeValue(std::string(value)));
+    Put(std::move(key), AttributeValue(stored()));
     return;
   }
-  const uint32_t max_length = tracer_->provider->limits.attribute_value_length;
-  if (value.size() > max_length) value = value.substr(0, max_length);
+  if constexpr (!std::is_same_v<D, int64_t>) {
+    const uint32_t max_length = tracer_->provider->limits.attribute_value_length;
+    if (value.size() > max_length) {
+      if constexpr (std::is_same_v<D, std::string_view>) {
+        value = value.substr(0, max_length);
+      } else {
+        value.resize(max_length);
+      }
+    }
+  }
   MakeRoom(data_->attributes);
-  data_->attributes.emplace_back(std::move(key), std::string(value));
+  data_->attributes.emplace_back(std::move(key), stored());
   key_bits_ |= bit;
 }
 
+void Span::PutString(AttributeKey&& key, std::string_view value) { PutNew(std::move(key), value); }
 void Span::PutString(AttributeKey&& key, std::string&& value) {
-  uint64_t bit = 0;
-  if (!Fits(key, bit)) {
-    Put(std::move(key), AttributeValue(std::move(value)));
-    return;
-  }
-  const uint32_t max_length = tracer_->provider->limits.attribute_value_length;
-  if (value.size() > max_length) value.resize(max_length);
-  MakeRoom(data_->attributes);
-  data_->attributes.emplace_back(std::move(key), std::move(value));
-  key_bits_ |= bit;
+  PutNew(std::move(key), std::move(value));
 }
-
-void Span::PutInt(AttributeKey&& key, int64_t value) {
-  uint64_t bit = 0;
-  if (!Fits(key, bit)) {
-    Put(std::move(key), AttributeValue(value));
-    return;
-  }
-  MakeRoom(data_->attributes);
-  data_->attributes.emplace_back(std::move(key), value);
-  key_bits_ |= bit;
-}
+void Span::PutInt(AttributeKey&& key, int64_t value) { PutNew(std::move(key), value); }
 
 void Span::SetAttributes(Attributes attributes) {
   if (!data_) return;

@@ -112,6 +112,9 @@ class Span {
   void PutString(AttributeKey&& key, std::string_view value);
   void PutString(AttributeKey&& key, std::string&& value);
   void PutInt(AttributeKey&& key, int64_t value);
+  // Their body (span.cc): `value` appended if Fits, else through Put.
+  template <typename V>
+  void PutNew(AttributeKey&& key, V&& value);
   // The room check of the fast paths: true when `key` (KeyBit `bit`) is
   // certainly new and one more attribute fits.
   bool Fits(const AttributeKey& key, uint64_t& bit) const;
