@@ -48,9 +48,16 @@ void Ids(grpc::ClientContext& ctx, CallResult& r) {
 
 class Client {
  public:
-  explicit Client(const std::string& addr)
+  // `own_connection`: not shared with other channels to `addr` (grpc++
+  // otherwise shares one connection between channels with the same
+  // arguments).
+  explicit Client(const std::string& addr, bool own_connection = false)
       : stub_(prism::v1::KeyValue::NewStub(
-            grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()))) {}
+            grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), [&] {
+              grpc::ChannelArguments args;
+              if (own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+              return args;
+            }()))) {}
 
   CallResult Get(const std::string& ns, const std::string& key, const std::string& token = "",
                  std::chrono::milliseconds deadline = 5s, const std::string& request_id = "") {
@@ -616,6 +623,59 @@ TEST(ProxyE2E, TraceIdOnlyForASampledTrace) {
   if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP")) {
     std::filesystem::remove_all(dir);
     std::filesystem::remove_all(dir2);
+  }
+}
+
+// Two callers taking turns, each on its own connection: the SERVER span's
+// network.peer.* come from a block per caller once a proxy thread has seen
+// the caller twice in a row (service.cc, PeerBlocks), as their own
+// attributes otherwise. Whichever way a call went, its span has its own
+// caller's address and port, its status, request id and namespace.
+TEST(ProxyE2E, CallersTakingTurnsKeepTheirOwnPeerAttributes) {
+  const std::string yaml = "namespaces:\n  m: {plugin: {command: [prism-plugin-memstore]}}\n";
+  std::string dir = MakeTempDir();
+  Proxy proxy(dir, yaml);
+  ASSERT_TRUE(proxy.ok()) << ReadFile(proxy.stderr_path());
+  struct Call {
+    int caller;
+    std::string ns;
+    CallResult r;
+  };
+  std::vector<Call> calls;
+  {
+    Client callers[2] = {Client(proxy.address(), true), Client(proxy.address(), true)};
+    for (int who : {0, 0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 1}) {
+      calls.push_back({who, "m", callers[who].Get("m", "k")});
+    }
+    // Errors end the span with their code's block: on a caller's blocks
+    // (caller 0 made them above) or not.
+    for (int who : {0, 0, 1, 1}) calls.push_back({who, "nope", callers[who].Get("nope", "k")});
+  }
+  EXPECT_EQ(proxy.Stop(), 0);
+  std::string port[2];
+  for (const Call& c : calls) {
+    SCOPED_TRACE(c.r.trace_id);
+    ASSERT_EQ(c.r.trace_id.size(), 32u);
+    auto spans = TraceSpans(proxy.trace_file(), c.r.trace_id);
+    const auto* server = Find(spans, "prism.v1.KeyValue/Get", "prism-proxy", 2);
+    ASSERT_NE(server, nullptr);
+    EXPECT_EQ(Attr(*server, "network.peer.address"), "127.0.0.1");
+    const std::string p = Attr(*server, "network.peer.port");
+    EXPECT_NE(p, "<missing>");
+    if (port[c.caller].empty()) port[c.caller] = p;
+    EXPECT_EQ(p, port[c.caller]) << "caller " << c.caller;
+    EXPECT_EQ(Attr(*server, "rpc.grpc.status_code"), std::to_string(c.r.status.error_code()));
+    EXPECT_EQ(Attr(*server, "rpc.method"), "Get");
+    EXPECT_EQ(Attr(*server, "prism.operation"), "get");
+    EXPECT_EQ(Attr(*server, "prism.request_id"), c.r.request_id);
+    EXPECT_EQ(Attr(*server, "prism.namespace"), c.ns);
+    // The above, rpc.system, rpc.system.name, rpc.service, server.address,
+    // server.port and rpc.status_code; error.type for an error.
+    EXPECT_EQ(server->attributes.size(), c.r.status.ok() ? 13u : 14u) << server->attributes.dump();
+  }
+  EXPECT_NE(port[0], port[1]);
+  if (!::testing::Test::HasFailure() && !std::getenv("PRISM_E2E_KEEP")) {
+    std::filesystem::remove_all(dir);
   }
 }
 

@@ -258,12 +258,11 @@ RpcEndBlocks::RpcEndBlocks(prism::tracing::SharedAttributes start, bool server_s
                            RpcConventions c)
     : start_(std::move(start)), server_side_(server_side), conventions_(c) {}
 
-const prism::tracing::SharedAttributes* RpcEndBlocks::For(grpc::StatusCode code) const {
-  const auto i = static_cast<size_t>(code);
-  if (i >= kCodes) return nullptr;
+const prism::tracing::SharedAttributes* RpcEndBlocks::Make(size_t i) const {
   std::call_once(once_[i], [&] {
     blocks_[i] = prism::tracing::AttributeBlock::Extend(
-        start_, RpcStatusAttributes(code, server_side_, conventions_));
+        start_, RpcStatusAttributes(static_cast<grpc::StatusCode>(i), server_side_, conventions_));
+    made_[i].store(true, std::memory_order_release);
   });
   return &blocks_[i];
 }

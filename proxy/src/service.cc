@@ -3,6 +3,7 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -64,6 +65,47 @@ pt::Attributes ServerBlockAttributes(const MethodInfo& m, const std::string& hos
   return a;
 }
 
+// The SERVER span's blocks for calls of method `index` from `peer`: the
+// method's start block (`method`) extended by the caller's network.peer.*
+// attributes, and its end blocks - so those two attributes are neither
+// copied into each span nor encoded each time (~400 instructions a proxied
+// call; callgrind, tenth pass in docs/benchmarks.md). A connection's calls
+// come from one caller: each thread keeps the caller of its last call and
+// makes blocks (per method, when first needed) from the second call in a
+// row from it. Callers taking turns on a thread, or a connection per call,
+// pay a compare and keep the two attributes as their own. Null: no blocks
+// (yet) for this caller.
+std::shared_ptr<const gt::RpcEndBlocks> PeerBlocks(size_t index, const gt::RpcEndBlocks& method,
+                                                   const gt::Endpoint& peer) {
+  struct Slot {
+    pt::SharedAttributes method_start;  // held, so its address names one block
+    std::shared_ptr<const gt::RpcEndBlocks> blocks;
+  };
+  struct Last {
+    gt::Endpoint peer;
+    bool valid = false;
+    std::array<Slot, std::size(kMethods)> slots;
+  };
+  thread_local Last last;
+  if (!last.valid || last.peer.port != peer.port || last.peer.address != peer.address) {
+    last.peer = peer;
+    last.valid = true;
+    last.slots = {};
+    return nullptr;
+  }
+  Slot& slot = last.slots[index];
+  if (slot.method_start != method.start()) {
+    pt::Attributes a;
+    gt::ForEachPeerAttribute(
+        peer, [&](const auto& key, auto value) { a.emplace_back(key, pt::Value(value)); });
+    slot.method_start = method.start();
+    slot.blocks = std::make_shared<const gt::RpcEndBlocks>(
+        pt::AttributeBlock::Extend(method.start(), std::move(a)), /*server_side=*/true,
+        method.conventions());
+  }
+  return slot.blocks;
+}
+
 // `at`: when the error happened (a replayed span's), 0 for now.
 void RecordError(pt::Span& span, grpc::StatusCode code, const std::string& message,
                  uint64_t at = 0) {
@@ -118,9 +160,7 @@ class ProxiedCall {
     opts.root = !parent_.span_context().IsValid();
     opts.defer = defer_recording_;
     server_end_ = svc_.server_attributes(method_ - kMethods);
-    if (server_end_) opts.shared_attributes = server_end_->start();
-    server_span_ = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
-                                           [this] { return ServerAttributes(); });
+    server_span_ = StartServerSpan(std::move(opts));
     lazy_ = server_span_.deferred();
     if (lazy_) {
       server_run_.start = pt::NowUnixNano();
@@ -143,11 +183,25 @@ class ProxiedCall {
     }
   }
 
-  // The SERVER span's attributes: those of every call of the method, shared
-  // (server_end_->start()), then this call's (ServerAttributes). Before the port
-  // is known there is no block, and ServerAttributes gives them all.
-  // Read once, in Begin: the port may become known while the call runs.
-  pt::Attributes ServerAttributes() const {
+  // Starts the SERVER span, live (Begin) or replayed, with its attributes:
+  // those of every call of the method, shared (server_end_->start()), then
+  // this call's (ServerAttributes). Before the port is known there is no
+  // block, and ServerAttributes gives them all. A caller with blocks of its
+  // own (PeerBlocks) has its block replace the method's, and its end blocks
+  // end the span.
+  pt::Span StartServerSpan(pt::StartSpanOptions&& opts) {
+    if (server_end_) opts.shared_attributes = server_end_->start();
+    pt::Span span = svc_.tracer().StartSpan(method_->span_name, std::move(opts),
+                                            [this] { return ServerAttributes(); });
+    if (peer_end_ && span.IsRecording()) {
+      span.SetAttributes(peer_end_->start());
+      server_end_ = peer_end_.get();
+    }
+    return span;
+  }
+
+  // The SERVER span's own attributes; run once, when the span records.
+  pt::Attributes ServerAttributes() {
     pt::Attributes a;
     // The span takes this list and adds the namespace and status to it:
     // room for them at once, not 1-2-4-8 (four allocations a call).
@@ -156,8 +210,11 @@ class ProxiedCall {
       a = ServerBlockAttributes(*method_, svc_.options().listen_host, svc_.listen_port());
     }
     const gt::Endpoint peer = lazy_ ? peer_ : gt::ParsePeer(ctx_->peer());
-    gt::ForEachPeerAttribute(
-        peer, [&](const auto& key, auto value) { a.emplace_back(key, pt::Value(value)); });
+    if (server_end_) peer_end_ = PeerBlocks(method_ - kMethods, *server_end_, peer);
+    if (!peer_end_) {
+      gt::ForEachPeerAttribute(
+          peer, [&](const auto& key, auto value) { a.emplace_back(key, pt::Value(value)); });
+    }
     pt::AppendString(a, "prism.request_id", request_id_);
     return a;
   }
@@ -362,7 +419,7 @@ class ProxiedCall {
   // Records the spans of a deferred call whose trace is kept, as they would
   // have been recorded live (the same Describe* calls, the times they ran);
   // call before the SERVER span would have ended.
-  void Replay() const {
+  void Replay() {
     const pt::Tracer& t = svc_.tracer();
     pt::StartSpanOptions so;
     so.kind = pt::SpanKind::kServer;
@@ -370,9 +427,7 @@ class ProxiedCall {
     so.root = !parent_.span_context().IsValid();
     so.replay = server_span_.context();
     so.start_unix_nano = server_run_.start;
-    if (server_end_) so.shared_attributes = server_end_->start();
-    pt::Span server =
-        t.StartSpan(method_->span_name, std::move(so), [this] { return ServerAttributes(); });
+    pt::Span server = StartServerSpan(std::move(so));
     if (ns_read_) server.SetAttribute("prism.namespace", ns_);
     auto child = [&](const char* name, const SpanRun& run, auto&& describe) {
       if (!run.start) return;
@@ -411,7 +466,9 @@ class ProxiedCall {
   grpc::CallbackServerContext* ctx_;
   const MethodInfo* method_;
   pt::Context parent_;
-  const gt::RpcEndBlocks* server_end_ = nullptr;  // the method's, as Begin found them
+  // The method's (as Begin found them) or the caller's (peer_end_).
+  const gt::RpcEndBlocks* server_end_ = nullptr;
+  std::shared_ptr<const gt::RpcEndBlocks> peer_end_;
   pt::Span server_span_, client_span_;
   std::string request_id_, trace_id_, ns_;
   bool ns_read_ = false;                       // ns_ came from the request

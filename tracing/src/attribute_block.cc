@@ -40,9 +40,11 @@ const AttributeValue* AttributeBlock::Find(std::string_view key) const {
   return kv ? &kv->value : nullptr;
 }
 
-const std::string& AttributeBlock::Encoded(Format format, EncodeFn encode) const {
-  const auto i = static_cast<size_t>(format);
-  std::call_once(once_[i], [&] { encode(attributes_, encoded_[i]); });
+const std::string& AttributeBlock::EncodeOnce(size_t i, EncodeFn encode) const {
+  std::call_once(once_[i], [&] {
+    encode(attributes_, encoded_[i]);
+    encoded_ready_[i].store(true, std::memory_order_release);
+  });
   return encoded_[i];
 }
 

@@ -23,6 +23,15 @@ Span Tracer::StartSpan(std::string_view name, const StartSpanOptions& options) c
   return Start(name, copy);
 }
 
+namespace {
+SamplingResult ReplayResult(const SpanContext& replayed) {
+  SamplingResult r;
+  r.decision =
+      replayed.IsSampled() ? SamplingDecision::kRecordAndSample : SamplingDecision::kRecordOnly;
+  return r;
+}
+}  // namespace
+
 Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
   const SpanContext& parent = options.root     ? SpanContext::Invalid()
                               : options.parent ? *options.parent
@@ -40,18 +49,23 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
     options.shared_attributes.reset();
   }
   const bool has_parent = parent.IsValid();
-  SamplingResult result;
+  // A span that ran deferred, recorded now (replay): its context was decided
+  // (and handed out) when it ran; the sampler saw it then. The result is
+  // made in place, not assigned from a temporary: two SamplingResult
+  // destructors a span were ~45 instructions (callgrind, tenth pass in
+  // docs/benchmarks.md).
+  const TraceId trace_id = options.replay ? TraceId()
+                           : has_parent   ? parent.trace_id()
+                                          : GenerateTraceId();
+  SamplingResult result =
+      options.replay
+          ? ReplayResult(*options.replay)
+          : provider.sampler->ShouldSample(SamplingParameters{parent, trace_id, name, options.kind,
+                                                              options.attributes, options.links});
   SpanContext context;
   if (options.replay) {
-    // A span that ran deferred, recorded now: its context was decided (and
-    // handed out) when it ran; the sampler saw it then.
     context = std::move(*options.replay);
-    result.decision =
-        context.IsSampled() ? SamplingDecision::kRecordAndSample : SamplingDecision::kRecordOnly;
   } else {
-    const TraceId trace_id = has_parent ? parent.trace_id() : GenerateTraceId();
-    result = provider.sampler->ShouldSample(SamplingParameters{parent, trace_id, name, options.kind,
-                                                               options.attributes, options.links});
     // Roots get the W3C Level 2 random flag (our ids are random); children
     // keep whatever their parent had, as the spec requires.
     uint8_t flags = has_parent ? (parent.flags() & trace_flags::kRandom) : trace_flags::kRandom;
@@ -79,7 +93,10 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
     data->parent_span_id = parent.span_id();
     data->parent_is_remote = parent.IsRemote();
   }
-  data->name.assign(name);  // a recycled record keeps its capacity
+  // A new or recycled record's name is empty (RecycleSpanData clears it,
+  // keeping its capacity): appending skips assign's general replace, ~35
+  // instructions a span (callgrind, tenth pass in docs/benchmarks.md).
+  data->name.append(name);
   data->kind = options.kind;
   const internal::ClockReading now = internal::Now();
   const int64_t steady = now.steady_nanos;
@@ -125,12 +142,22 @@ Span Tracer::Start(std::string_view name, StartSpanOptions& options) const {
       }
     }
   }
-  data->origin = shared_->origin;
-  Span span(std::move(data), shared_, steady, key_bits);
-  for (auto& link : options.links) span.AddLink(link.context, std::move(link.attributes));
+  return Recording(std::move(data), steady, key_bits, options, parent);
+}
 
+// Start's recording end, apart so that its Span is made in the caller's
+// place: Start's other returns kept GCC from constructing the named span
+// there, a Span move and destructor each time (~60 instructions a span;
+// callgrind, tenth pass in docs/benchmarks.md).
+Span Tracer::Recording(std::unique_ptr<SpanData> data, int64_t start_steady_ns, uint64_t key_bits,
+                       StartSpanOptions& options, const SpanContext& parent) const {
+  data->origin = shared_->origin;
+  Span span(std::move(data), shared_, start_steady_ns, key_bits);
+  for (auto& link : options.links) span.AddLink(link.context, std::move(link.attributes));
   internal::GlobalCounters().spans_started.fetch_add(1, std::memory_order_relaxed);
-  if (provider.processor) provider.processor->OnStart(*span.data_, parent);
+  if (SpanProcessor* processor = shared_->provider->processor.get()) {
+    processor->OnStart(*span.data_, parent);
+  }
   return span;
 }
 

@@ -13,6 +13,9 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 #include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "prism/tracing/ids.h"
 #include "utf8.h"
@@ -36,8 +39,18 @@ std::vector<ResourceGroup> Group(SpanBatch spans) {
   std::vector<ResourceGroup> groups;
   ResourceGroup* last_r = nullptr;
   ScopeGroup* last_s = nullptr;
+  // Spans of one tracer share an origin (its scope and the resource): a
+  // span with the previous one's goes to the same group without looking up
+  // either (~50 instructions a span, callgrind, tenth pass in
+  // docs/benchmarks.md).
+  const void* last_origin = nullptr;
   for (const auto& sp : spans) {
     if (!sp) continue;
+    if (last_s != nullptr && sp->origin && sp->origin.get() == last_origin) {
+      last_s->spans.push_back(sp.get());
+      continue;
+    }
+    last_origin = sp->origin.get();
     const Resource* r = &sp->resource();
     const InstrumentationScope* s = &sp->scope();
     if (last_s == nullptr || last_r->resource != r || last_s->scope != s) {
@@ -371,11 +384,34 @@ inline uint64_t EightDigits(uint32_t v) {
   return high1 | ((lanes2 - high1 * 10) << 8);
 }
 
-// Writes v (< 10^8) without leading zeros; stores 8 bytes.
+// "00" to "99".
+constexpr std::array<char, 200> kDecimalPairs = [] {
+  std::array<char, 200> t{};
+  for (int i = 0; i < 100; ++i) {
+    t[2 * i] = static_cast<char>('0' + i / 10);
+    t[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return t;
+}();
+
+// Writes v (< 10^8) without leading zeros; stores 8 bytes. Up to three
+// digits (a span's flags, kinds, codes, small counts) from a table: ~25
+// instructions fewer than the eight-digit path (callgrind, tenth pass in
+// docs/benchmarks.md).
 inline char* WriteUpTo8Digits(char* p, uint32_t v) {
   if (v < 10) {
     *p = static_cast<char>('0' + v);
     return p + 1;
+  }
+  if (v < 100) {
+    std::memcpy(p, &kDecimalPairs[2 * v], 2);
+    return p + 2;
+  }
+  if (v < 1000) {
+    const uint32_t high = v / 100;
+    *p = static_cast<char>('0' + high);
+    std::memcpy(p + 1, &kDecimalPairs[2 * (v - 100 * high)], 2);
+    return p + 3;
   }
   uint64_t digits = EightDigits(v);
   // Leading zero digits are the low zero bytes (digits != 0 as v >= 10).
@@ -494,6 +530,44 @@ class JsonWriter {
     *p++ = '"';
     p_ = p;
   }
+  // Hex for an id that repeats from span to span: a batch's spans of one
+  // trace (its id) and siblings (their parent's). The last id's characters
+  // are kept and copied when it comes again: ~45 instructions fewer for a
+  // trace id (callgrind, tenth pass in docs/benchmarks.md).
+  template <size_t n>
+  struct HexMemo {
+    std::array<uint8_t, n> bytes{};
+    char hex[2 * n] = {};
+    bool valid = false;
+  };
+  template <size_t n, size_t N>
+  void HexRepeated(const char (&prefix)[N], const std::array<uint8_t, n>& bytes, HexMemo<n>& memo) {
+    if (memo.valid && memo.bytes == bytes) {
+      Ensure(N - 1 + 2 * n + 2);
+      char* p = p_;
+      std::memcpy(p, prefix, N - 1);
+      p += N - 1;
+      *p++ = '"';
+      std::memcpy(p, memo.hex, 2 * n);
+      p += 2 * n;
+      *p++ = '"';
+      p_ = p;
+      return;
+    }
+    Hex(prefix, bytes);
+    memo.bytes = bytes;
+    std::memcpy(memo.hex, p_ - 1 - 2 * n, 2 * n);  // before the closing quote
+    memo.valid = true;
+  }
+  template <size_t N>
+  void TraceId(const char (&prefix)[N], const std::array<uint8_t, 16>& bytes) {
+    HexRepeated(prefix, bytes, trace_id_memo_);
+  }
+  template <size_t N>
+  void ParentSpanId(const char (&prefix)[N], const std::array<uint8_t, 8>& bytes) {
+    HexRepeated(prefix, bytes, parent_id_memo_);
+  }
+
   // `prefix` (a literal) then the number, with one bounds check.
   template <size_t N>
   void Uint(const char (&prefix)[N], uint64_t v) {
@@ -598,6 +672,8 @@ class JsonWriter {
   uint64_t secs_ = 0;
   size_t secs_len_ = 0;
   char secs_digits_[kNumberRoom] = {};
+  HexMemo<16> trace_id_memo_;
+  HexMemo<8> parent_id_memo_;
 };
 
 // Writes the escape for an ASCII byte that needs one (at most 6 bytes).
@@ -680,6 +756,36 @@ char* JsonWriter::Quoted(char* p, std::string_view sv) {
 
 // Quoted for n > 16 (little-endian only).
 char* JsonWriter::QuotedLong(char* p, const unsigned char* s, size_t n) {
+#if defined(__SSE2__)
+  // Sixteen bytes a step (x86-64 always has SSE2): the span names and ids
+  // this path mostly sees (17-32 bytes) took ~100 instructions a string a
+  // word at a time, ~40 so (callgrind, tenth pass in docs/benchmarks.md).
+  auto copy16 = [&](size_t at) -> char* {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + at));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + at), v);
+    const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);  // <= 0x1f
+    const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    // The high bit of each byte: a control, '"', '\\', or non-ASCII (v's own).
+    const auto special = static_cast<uint32_t>(
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(control, quote), _mm_or_si128(backslash, v))));
+    if (special == 0) [[likely]]
+      return nullptr;
+    at += static_cast<size_t>(__builtin_ctz(special));
+    return QuotedSlow(p + at, s, n, at);
+  };
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    if (char* end = copy16(i)) return end;
+  }
+  if (i < n) {
+    // The last 16 bytes again: those before i are known to be clean.
+    if (char* end = copy16(n - 16)) return end;
+  }
+  p += n;
+  *p++ = '"';
+  return p;
+#else
   // Copies the 8 bytes at `at`; at the first byte that needs care, hands the
   // rest to QuotedSlow and returns where it ended (nullptr: all 8 clean).
   auto copy_word = [&](size_t at) -> char* {
@@ -702,6 +808,7 @@ char* JsonWriter::QuotedLong(char* p, const unsigned char* s, size_t n) {
   p += n;
   *p++ = '"';
   return p;
+#endif
 }
 
 // Continues Quoted from s[i], a byte that needs care, to be written at p.
@@ -860,13 +967,13 @@ void JsonAttributesAndDropped(JsonWriter& w, const Attributes& attributes, uint3
 }
 
 void JsonSpan(JsonWriter& w, const SpanData& s) {
-  w.Hex("{\"traceId\":", s.context.trace_id().bytes());
+  w.TraceId("{\"traceId\":", s.context.trace_id().bytes());
   w.Hex(",\"spanId\":", s.context.span_id().bytes());
   if (!s.context.trace_state().empty()) {
     w.String(",\"traceState\":", s.context.trace_state().ToHeader());
   }
   if (s.parent_span_id.IsValid()) {
-    w.Hex(",\"parentSpanId\":", s.parent_span_id.bytes());
+    w.ParentSpanId(",\"parentSpanId\":", s.parent_span_id.bytes());
   }
   w.Uint(",\"flags\":", SpanFlags(s));
   w.String(",\"name\":", s.name);

@@ -156,18 +156,33 @@ TEST_F(EncoderTest, GroupsByResourceAndScope) {
   a.StartSpan("a1").End();
   b.StartSpan("b1").End();
   a.StartSpan("a2").End();
+  a.StartSpan("a3").End();  // the same origin as the span before it
   c.StartSpan("c1").End();
   for (auto& s : store2->spans) store_->spans.push_back(std::move(s));
+  // Records without an origin (made by hand), one after another.
+  for (const char* name : {"bare1", "bare2"}) {
+    auto bare = std::make_unique<SpanData>();
+    bare->name = name;
+    store_->spans.push_back(std::move(bare));
+  }
+  b.StartSpan("b2").End();
   std::string out;
   otlp::EncodeJson(store_->spans, out);
   auto j = nlohmann::json::parse(out);
-  ASSERT_EQ(j["resourceSpans"].size(), 2u);
+  ASSERT_EQ(j["resourceSpans"].size(), 3u);
   auto& r1 = j["resourceSpans"][0];
   ASSERT_EQ(r1["scopeSpans"].size(), 2u);
   EXPECT_EQ(r1["scopeSpans"][0]["scope"]["name"], "a");
-  EXPECT_EQ(r1["scopeSpans"][0]["spans"].size(), 2u);
+  ASSERT_EQ(r1["scopeSpans"][0]["spans"].size(), 3u);
+  EXPECT_EQ(r1["scopeSpans"][0]["spans"][2]["name"], "a3");
   EXPECT_EQ(r1["scopeSpans"][1]["scope"]["name"], "b");
+  ASSERT_EQ(r1["scopeSpans"][1]["spans"].size(), 2u);
+  EXPECT_EQ(r1["scopeSpans"][1]["spans"][1]["name"], "b2");
   EXPECT_EQ(j["resourceSpans"][1]["scopeSpans"][0]["spans"][0]["name"], "c1");
+  auto& bare = j["resourceSpans"][2]["scopeSpans"][0]["spans"];
+  ASSERT_EQ(bare.size(), 2u);
+  EXPECT_EQ(bare[1]["name"], "bare2");
+  store_->spans.resize(store_->spans.size() - 3);  // the protobuf check below: two resources
 
   std::string pb;
   otlp::EncodeProtobuf(store_->spans, pb);
@@ -491,6 +506,49 @@ TEST_F(EncoderTest, JsonNumbersAndIds) {
   auto& spans = j["resourceSpans"][0]["scopeSpans"][0]["spans"];
   ASSERT_EQ(spans.size(), values.size());
   EXPECT_EQ(spans[0]["startTimeUnixNano"], std::to_string(values[0]));
+}
+
+// Ids that repeat from span to span (a trace's spans, siblings' parent) and
+// ids that alternate: each span's as its record has them.
+TEST_F(EncoderTest, JsonIdsRepeatedAndAlternating) {
+  auto provider = MakeCapturingProvider(store_);
+  auto tracer = provider->GetTracer("s");
+  for (int round = 0; round < 3; ++round) {
+    Span root1 = tracer.StartSpan("root1");
+    Span root2 = tracer.StartSpan("root2");
+    for (int i = 0; i < 3; ++i) {
+      StartSpanOptions o1;
+      o1.parent = root1.context();
+      tracer.StartSpan("child1", std::move(o1)).End();
+      StartSpanOptions o2;
+      o2.parent = root2.context();
+      Span child2 = tracer.StartSpan("child2", std::move(o2));
+      StartSpanOptions o3;
+      o3.parent = child2.context();
+      tracer.StartSpan("grandchild2", std::move(o3)).End();
+      child2.End();
+      StartSpanOptions o4;
+      o4.parent = root1.context();
+      tracer.StartSpan("child1", std::move(o4)).End();
+    }
+    root2.End();
+    root1.End();
+  }
+  std::string out;
+  otlp::EncodeJson(store_->spans, out);
+  auto spans = nlohmann::json::parse(out)["resourceSpans"][0]["scopeSpans"][0]["spans"];
+  ASSERT_EQ(spans.size(), store_->spans.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const SpanData& s = *store_->spans[i];
+    SCOPED_TRACE(i);
+    EXPECT_EQ(spans[i]["traceId"], s.context.trace_id().ToHex());
+    EXPECT_EQ(spans[i]["spanId"], s.context.span_id().ToHex());
+    if (s.parent_span_id.IsValid()) {
+      EXPECT_EQ(spans[i]["parentSpanId"], s.parent_span_id.ToHex());
+    } else {
+      EXPECT_FALSE(spans[i].contains("parentSpanId"));
+    }
+  }
 }
 
 TEST(ResponseDecodingTest, PartialSuccessProtobufAndJson) {

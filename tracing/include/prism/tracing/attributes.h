@@ -1,6 +1,7 @@
 #pragma once
 // Attribute values of every OpenTelemetry type, and key/value lists.
 
+#include <atomic>
 #include <concepts>
 #include <cstdint>
 #include <cstring>
@@ -203,7 +204,16 @@ class AttributeBlock {
   // must always pass the same function for one format.
   enum class Format : uint8_t { kOtlpJson = 0, kOtlpProtobufSpan = 1 };
   using EncodeFn = void (*)(const Attributes&, std::string& out);
-  const std::string& Encoded(Format format, EncodeFn encode) const;
+  const std::string& Encoded(Format format, EncodeFn encode) const {
+    // Inline and one acquire load once made: std::call_once cost ~40
+    // instructions a span on every export (callgrind, tenth pass in
+    // docs/benchmarks.md).
+    const auto i = static_cast<size_t>(format);
+    if (encoded_ready_[i].load(std::memory_order_acquire)) [[likely]] {
+      return encoded_[i];
+    }
+    return EncodeOnce(i, encode);
+  }
 
   AttributeBlock(const AttributeBlock&) = delete;
   AttributeBlock& operator=(const AttributeBlock&) = delete;
@@ -214,7 +224,9 @@ class AttributeBlock {
   Attributes attributes_;
   uint64_t key_bits_ = 0;
   size_t longest_value_ = 0;
+  const std::string& EncodeOnce(size_t format, EncodeFn encode) const;
   mutable std::once_flag once_[2];
+  mutable std::atomic<bool> encoded_ready_[2] = {false, false};
   mutable std::string encoded_[2];
 };
 

@@ -101,6 +101,8 @@ class Tracer {
       : shared_(std::move(shared)) {}
   // Takes attributes and links out of `options`.
   Span Start(std::string_view name, StartSpanOptions& options) const;
+  Span Recording(std::unique_ptr<SpanData> data, int64_t start_steady_ns, uint64_t key_bits,
+                 StartSpanOptions& options, const SpanContext& parent) const;
   std::shared_ptr<const internal::TracerShared> shared_;
 };
 
